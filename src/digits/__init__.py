@@ -1,0 +1,1 @@
+"""digit-classification: the library behind the DVC stages in stages/."""

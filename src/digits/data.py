@@ -1,0 +1,94 @@
+"""The prepared splits: train, validation (carved from MNIST's 60,000) and the untouched test set.
+
+Each split is a compressed `.npz` holding `images` (N x 28 x 28 uint8) and `labels` (N uint8).
+Pixels stay uint8 on disk and in memory; the model scales them (see `digits.model`).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from digits.errors import DigitsError
+from digits.files import atomic_path
+from digits.mnist import Mnist
+from digits.params import PrepareParams
+
+PREPARED_DIR = Path("data/prepared")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, size: int | None, seed: int) -> Split:
+        """A stratified subset of `size` samples (all of them when `size` is None or too large)."""
+        if size is None or size >= len(self):
+            return self
+        keep, _ = train_test_split(
+            np.arange(len(self)), train_size=size, stratify=self.labels, random_state=seed
+        )
+        keep = np.sort(keep)
+        return Split(self.images[keep], self.labels[keep])
+
+
+def split_mnist(mnist: Mnist, params: PrepareParams) -> dict[str, Split]:
+    """Stratified train/validation split of the training images; the test set as published."""
+    pool = Split(mnist.train_images, mnist.train_labels).subset(params.train_subsample, params.seed)
+    train_index, val_index = train_test_split(
+        np.arange(len(pool)),
+        test_size=params.validation_size,
+        stratify=pool.labels,
+        random_state=params.seed,
+    )
+    test = Split(mnist.test_images, mnist.test_labels).subset(params.test_subsample, params.seed)
+    return {
+        "train": Split(pool.images[np.sort(train_index)], pool.labels[np.sort(train_index)]),
+        "val": Split(pool.images[np.sort(val_index)], pool.labels[np.sort(val_index)]),
+        "test": test,
+    }
+
+
+def split_path(name: str, directory: Path = PREPARED_DIR) -> Path:
+    return directory / f"{name}.npz"
+
+
+def save_split(split: Split, path: Path) -> None:
+    with atomic_path(path, verify=lambda written: load_split(written)) as temporary:
+        with temporary.open("wb") as handle:
+            np.savez_compressed(handle, images=split.images, labels=split.labels)
+
+
+def load_split(path: Path | str) -> Split:
+    """Read one split, checking shapes and dtypes; errors say how to regenerate it."""
+    path = Path(path)
+    fix = "run `dvc repro prepare` to regenerate it"
+    if not path.is_file():
+        raise DigitsError(f"{path} not found: {fix}")
+    try:
+        with np.load(path) as archive:
+            images, labels = archive["images"], archive["labels"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise DigitsError(f"{path} is unreadable or incomplete ({error}): {fix}") from None
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DigitsError(f"{path}: images must be N x 28 x 28 uint8, got {images.shape} {images.dtype}: {fix}")
+    if labels.shape != (len(images),) or labels.size and labels.max() > 9:
+        raise DigitsError(f"{path}: labels must be {len(images)} digits 0-9, got {labels.shape}: {fix}")
+    return Split(images, labels)
+
+
+def load_splits(directory: Path = PREPARED_DIR, names: tuple[str, ...] = SPLITS) -> dict[str, Split]:
+    return {name: load_split(split_path(name, directory)) for name in names}
+
+
+def class_counts(labels: np.ndarray) -> list[int]:
+    return np.bincount(labels, minlength=10).tolist()

@@ -1,0 +1,61 @@
+"""Writes that never leave a half-written file: write beside the target, verify, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path | str, verify: Callable[[Path], None] | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success verify it and rename it into place.
+
+    Works for files and directories alike. On any error the temporary is removed and `target`
+    keeps its previous content (or stays absent).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    temporary = staging / target.name
+    try:
+        yield temporary
+        if verify is not None:
+            verify(temporary)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(temporary, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def atomic_write_bytes(target: Path | str, data: bytes) -> None:
+    with atomic_path(target) as temporary:
+        temporary.write_bytes(data)
+
+
+def atomic_write_text(target: Path | str, text: str) -> None:
+    atomic_write_bytes(target, text.encode())
+
+
+def write_json(target: Path | str, payload: Any) -> None:
+    atomic_write_text(target, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv(target: Path | str, rows: list[dict[str, Any]]) -> None:
+    """Rows of equal keys as CSV; the header comes from the first row."""
+    if not rows:
+        atomic_write_text(target, "")
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(target, buffer.getvalue())

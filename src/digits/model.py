@@ -1,0 +1,182 @@
+"""The CNN family the tuner searches and train builds.
+
+The model takes raw 28x28 uint8 images: scaling to [0, 1] and the channel axis live here, in the
+model itself, so every caller (tuning, training, evaluation, prediction, export) feeds the same
+arrays and no preprocessing can drift between them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+from digits.errors import DigitsError
+from digits.params import AugmentationParams
+
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """One point of the search space: what tune writes and train reads."""
+
+    conv_blocks: int
+    convs_per_block: int
+    base_filters: int
+    kernel_size: int
+    batch_norm: bool
+    dropout: float
+    dense_units: int
+    learning_rate: float
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "hyperparameters") -> Hyperparameters:
+        names = {field.name for field in dataclasses.fields(cls)}
+        if set(values) != names:
+            missing = sorted(names - set(values))
+            unknown = sorted(set(values) - names)
+            raise DigitsError(
+                f"{source}: expected keys {sorted(names)}; missing {missing}, unknown {unknown}. "
+                "Rerun the tune stage: `dvc repro tune`"
+            )
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: Path | str) -> Hyperparameters:
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DigitsError(f"{path} not found: run the tune stage first (`dvc repro tune`)") from None
+        except json.JSONDecodeError as error:
+            raise DigitsError(f"{path} is not valid JSON ({error}): rerun `dvc repro tune`") from None
+        return cls.from_dict(values, str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@keras.saving.register_keras_serializable(package="digits")
+class RandomAffine(layers.Layer):
+    """Random rotation, zoom and shift composed into one warp per image (one resample, not three).
+
+    Active only when training; an identity at inference.
+    """
+
+    def __init__(
+        self,
+        rotation_degrees: float,
+        shift_fraction: float,
+        zoom_fraction: float,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.rotation_degrees = rotation_degrees
+        self.shift_fraction = shift_fraction
+        self.zoom_fraction = zoom_fraction
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images: Any, training: bool | None = None) -> Any:
+        if not training:
+            return images
+        batch = ops.shape(images)[0]
+        height, width = images.shape[1], images.shape[2]
+
+        def uniform(limit: float) -> Any:
+            return keras.random.uniform((batch,), -limit, limit, seed=self.seed_generator)
+
+        angle = uniform(math.radians(self.rotation_degrees))
+        scale = 1.0 + uniform(self.zoom_fraction)
+        shift_x = uniform(self.shift_fraction * width)
+        shift_y = uniform(self.shift_fraction * height)
+        # Map each output pixel back to its source: p_in = M (p_out - centre - shift) + centre,
+        # with M = rotation(-angle) / scale.
+        cos, sin = ops.cos(angle) / scale, ops.sin(angle) / scale
+        centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
+        from_x, from_y = centre_x + shift_x, centre_y + shift_y
+        zeros = ops.zeros_like(angle)
+        transform = ops.stack(
+            [
+                cos, sin, centre_x - (cos * from_x + sin * from_y),
+                -sin, cos, centre_y - (-sin * from_x + cos * from_y),
+                zeros, zeros,
+            ],
+            axis=1,
+        )  # fmt: skip
+        return ops.image.affine_transform(
+            images, transform, interpolation="bilinear", fill_mode="constant"
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "rotation_degrees": self.rotation_degrees,
+            "shift_fraction": self.shift_fraction,
+            "zoom_fraction": self.zoom_fraction,
+            "seed": self.seed,
+        }
+
+
+def build_model(
+    hp: Hyperparameters,
+    augmentation: AugmentationParams | None = None,
+    seed: int | None = None,
+) -> keras.Model:
+    """Conv blocks (Conv2D [+ BatchNorm] + ReLU, then MaxPooling2D), then Dropout/Dense head."""
+    inputs = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="image")
+    x = layers.Rescaling(1 / 255, name="scale")(inputs)
+    x = layers.Reshape((*IMAGE_SHAPE, 1), name="add_channel")(x)
+    if augmentation is not None and _augments(augmentation):
+        x = RandomAffine(
+            augmentation.rotation_degrees,
+            augmentation.shift_fraction,
+            augmentation.zoom_fraction,
+            seed=seed,
+            name="augment",
+        )(x)
+    for block in range(hp.conv_blocks):
+        filters = hp.base_filters * 2**block
+        for conv in range(hp.convs_per_block):
+            name = f"block{block + 1}_conv{conv + 1}"
+            x = layers.Conv2D(
+                filters, hp.kernel_size, padding="same", use_bias=not hp.batch_norm, name=name
+            )(x)
+            if hp.batch_norm:
+                x = layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = layers.ReLU(name=f"{name}_relu")(x)
+        x = layers.MaxPooling2D(name=f"block{block + 1}_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(hp.dropout, seed=seed, name="dropout1")(x)
+    x = layers.Dense(hp.dense_units, activation="relu", name="dense")(x)
+    x = layers.Dropout(hp.dropout, seed=seed, name="dropout2")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="digits_cnn")
+
+
+def _augments(augmentation: AugmentationParams) -> bool:
+    return any(
+        (augmentation.rotation_degrees, augmentation.shift_fraction, augmentation.zoom_fraction)
+    )
+
+
+def load_model(path: Path | str) -> keras.Model:
+    """Load a trained model with a clear error when it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DigitsError(f"{path} not found: run the train stage first (`dvc repro train`)")
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:
+        raise DigitsError(
+            f"{path} is not a readable Keras model ({error}); rerun `dvc repro train --force`"
+        ) from None

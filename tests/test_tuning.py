@@ -1,0 +1,73 @@
+"""The search resumes: more trials run only the new ones; a changed definition starts fresh."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from digits import runtime
+from digits.data import Split
+from digits.params import Hyperparameter, SearchSpace, TunerParams
+from digits.tuning import run_search
+
+SPACE = SearchSpace(
+    conv_blocks=Hyperparameter(values=(1, 2)),
+    convs_per_block=Hyperparameter(values=(1,)),
+    base_filters=Hyperparameter(values=(4, 8)),
+    kernel_size=Hyperparameter(values=(3,)),
+    batch_norm=Hyperparameter(values=(True, False)),
+    dropout=Hyperparameter(min=0.1, max=0.3, step=0.1),
+    dense_units=Hyperparameter(values=(16,)),
+    learning_rate=Hyperparameter(min=1e-3, max=1e-2, sampling="log"),
+)
+PARAMS = TunerParams(
+    max_trials=2, num_initial_points=1, seed=3, epochs_per_trial=1, images_per_trial=200,
+    batch_size=64, early_stopping_patience=0, space=SPACE,
+)  # fmt: skip
+
+
+def search(params: TunerParams, splits: dict[str, Split], state: Path, lines: list[str]):
+    runtime.configure(seed=params.seed, threads=2)
+    return run_search(params, splits["train"], splits["val"], state, report=lines.append)
+
+
+def test_raising_max_trials_runs_only_the_new_trials(tmp_path: Path, tiny_splits: dict[str, Split]) -> None:
+    lines: list[str] = []
+    first = search(PARAMS, tiny_splits, tmp_path, lines)
+    assert (first.trials_run, len(first.trials)) == (2, 2)
+
+    lines.clear()
+    second = search(dataclasses.replace(PARAMS, max_trials=3), tiny_splits, tmp_path, lines)
+    assert (second.trials_run, len(second.trials)) == (1, 3)
+    assert second.key == first.key
+    assert [t.hyperparameters for t in second.trials[:2]] == [t.hyperparameters for t in first.trials]
+    assert lines[0] == f"tune: search {first.key}: resuming with 2 trials done, 1 to run"
+    assert lines[1].startswith("tune: trial 3/3 val_accuracy ")
+
+    again = search(dataclasses.replace(PARAMS, max_trials=3), tiny_splits, tmp_path, lines)
+    assert again.trials_run == 0
+    assert again.best == second.best
+
+
+def test_a_changed_space_starts_a_fresh_search(tmp_path: Path, tiny_splits: dict[str, Split]) -> None:
+    lines: list[str] = []
+    first = search(PARAMS, tiny_splits, tmp_path, lines)
+    narrower = dataclasses.replace(SPACE, base_filters=Hyperparameter(values=(4,)))
+    lines.clear()
+    fresh = search(dataclasses.replace(PARAMS, space=narrower), tiny_splits, tmp_path, lines)
+    assert fresh.key != first.key
+    assert fresh.trials_run == 2
+    assert all(t.hyperparameters["base_filters"] == 4 for t in fresh.trials)
+    assert lines[0] == f"tune: search definition changed; removing old search {first.key}"
+    assert [p.name for p in tmp_path.iterdir()] == [fresh.key]
+
+
+@pytest.mark.parametrize("change", [{"seed": 4}, {"num_initial_points": 2}, {"epochs_per_trial": 2}])
+def test_any_change_but_max_trials_changes_the_key(tiny_splits: dict[str, Split], change: dict) -> None:
+    from digits.tuning import search_key
+
+    train, val = tiny_splits["train"], tiny_splits["val"]
+    assert search_key(PARAMS, train, val) != search_key(dataclasses.replace(PARAMS, **change), train, val)
+    assert search_key(PARAMS, train, val) == search_key(dataclasses.replace(PARAMS, max_trials=50), train, val)

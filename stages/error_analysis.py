@@ -22,8 +22,10 @@ def main() -> None:
         metrics = write_error_analysis(predictions, test.images, params, staging)
     write_json(METRICS, metrics)
     top = ", ".join(f"{name} ({pair['count']})" for name, pair in metrics["top_pairs"].items())
-    print(f"error_analysis: {metrics['errors']} errors; top confusions {top}; "
-          f"{metrics['suspected_label_errors']} suspected label errors")
+    print(
+        f"error_analysis: {metrics['errors']} errors; top confusions {top}; "
+        f"{metrics['suspected_label_errors']} suspected label errors"
+    )
 
 
 if __name__ == "__main__":

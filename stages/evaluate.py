@@ -5,7 +5,7 @@ from pathlib import Path
 from digits import runtime
 from digits.cli import run_stage
 from digits.data import load_split, split_path
-from digits.evaluation import Predictions, confusion_rows, save_predictions, evaluation_metrics
+from digits.evaluation import Predictions, confusion_rows, evaluation_metrics, save_predictions
 from digits.files import write_csv, write_json
 from digits.model import load_model
 from digits.params import load_params

@@ -32,7 +32,9 @@ def main() -> None:
         curves_dir=CURVES,
         checkpoints_dir=CHECKPOINTS,
     )
-    write_json(METRICS, {**result.metrics(), "seed": settings["seed"], "threads": settings["threads"]})
+    write_json(
+        METRICS, {**result.metrics(), "seed": settings["seed"], "threads": settings["threads"]}
+    )
     print(f"train: best val_accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}")
 
 

@@ -1,11 +1,11 @@
-"""Stage tune: Bayesian search over params.yaml's tuner.space -> models/best_hyperparameters.json."""
+"""Stage tune: Bayesian search over tuner.space -> models/best_hyperparameters.json."""
 
 from pathlib import Path
 
 from digits import runtime
 from digits.cli import run_stage
 from digits.data import load_splits
-from digits.files import write_json, write_csv
+from digits.files import write_csv, write_json
 from digits.params import load_params
 from digits.plots import tuning_progress
 from digits.tuning import OBJECTIVE, run_search, summary_metrics, trial_table

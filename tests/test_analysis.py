@@ -15,7 +15,7 @@ from digits.analysis import (
     top_confused_pairs,
     write_error_analysis,
 )
-from digits.evaluation import Predictions, expected_calibration_error, evaluation_metrics
+from digits.evaluation import Predictions, evaluation_metrics, expected_calibration_error
 from digits.params import ErrorAnalysisParams
 
 

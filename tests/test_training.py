@@ -43,7 +43,9 @@ def test_the_model_takes_raw_uint8_images_and_survives_save_and_load(tmp_path: P
     before = model.predict(images, verbose=0)
     np.testing.assert_allclose(before.sum(axis=1), 1.0, rtol=1e-5)
     model.save(tmp_path / "m.keras")
-    np.testing.assert_allclose(load_model(tmp_path / "m.keras").predict(images, verbose=0), before, rtol=1e-5)
+    np.testing.assert_allclose(
+        load_model(tmp_path / "m.keras").predict(images, verbose=0), before, rtol=1e-5
+    )
 
 
 def test_two_runs_with_the_same_seed_give_identical_weights(
@@ -65,7 +67,9 @@ def test_a_killed_run_resumes_from_its_last_epoch(
 ) -> None:
     save_state = training.SaveResumeState.on_epoch_end
 
-    def killed_after_first_epoch(self: training.SaveResumeState, epoch: int, logs: dict | None = None) -> None:
+    def killed_after_first_epoch(
+        self: training.SaveResumeState, epoch: int, logs: dict | None = None
+    ) -> None:
         save_state(self, epoch, logs)
         raise KeyboardInterrupt
 
@@ -80,5 +84,9 @@ def test_a_killed_run_resumes_from_its_last_epoch(
     assert result.resumed_from_epoch == 1
     assert result.epochs_run == 2
     assert (tmp_path / "run" / "model.keras").is_file()
-    steps = (tmp_path / "run" / "curves" / "plots" / "metrics" / "eval" / "accuracy.tsv").read_text()
-    assert len(steps.strip().splitlines()) == 3, "curves hold both epochs, before and after the kill"
+    steps = (
+        tmp_path / "run" / "curves" / "plots" / "metrics" / "eval" / "accuracy.tsv"
+    ).read_text()
+    assert len(steps.strip().splitlines()) == 3, (
+        "curves hold both epochs, before and after the kill"
+    )

@@ -33,7 +33,9 @@ def search(params: TunerParams, splits: dict[str, Split], state: Path, lines: li
     return run_search(params, splits["train"], splits["val"], state, report=lines.append)
 
 
-def test_raising_max_trials_runs_only_the_new_trials(tmp_path: Path, tiny_splits: dict[str, Split]) -> None:
+def test_raising_max_trials_runs_only_the_new_trials(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
     lines: list[str] = []
     first = search(PARAMS, tiny_splits, tmp_path, lines)
     assert (first.trials_run, len(first.trials)) == (2, 2)
@@ -42,7 +44,9 @@ def test_raising_max_trials_runs_only_the_new_trials(tmp_path: Path, tiny_splits
     second = search(dataclasses.replace(PARAMS, max_trials=3), tiny_splits, tmp_path, lines)
     assert (second.trials_run, len(second.trials)) == (1, 3)
     assert second.key == first.key
-    assert [t.hyperparameters for t in second.trials[:2]] == [t.hyperparameters for t in first.trials]
+    assert [t.hyperparameters for t in second.trials[:2]] == [
+        t.hyperparameters for t in first.trials
+    ]
     assert lines[0] == f"tune: search {first.key}: resuming with 2 trials done, 1 to run"
     assert lines[1].startswith("tune: trial 3/3 val_accuracy ")
 
@@ -51,7 +55,9 @@ def test_raising_max_trials_runs_only_the_new_trials(tmp_path: Path, tiny_splits
     assert again.best == second.best
 
 
-def test_a_changed_space_starts_a_fresh_search(tmp_path: Path, tiny_splits: dict[str, Split]) -> None:
+def test_a_changed_space_starts_a_fresh_search(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
     lines: list[str] = []
     first = search(PARAMS, tiny_splits, tmp_path, lines)
     narrower = dataclasses.replace(SPACE, base_filters=Hyperparameter(values=(4,)))
@@ -64,10 +70,18 @@ def test_a_changed_space_starts_a_fresh_search(tmp_path: Path, tiny_splits: dict
     assert [p.name for p in tmp_path.iterdir()] == [fresh.key]
 
 
-@pytest.mark.parametrize("change", [{"seed": 4}, {"num_initial_points": 2}, {"epochs_per_trial": 2}])
-def test_any_change_but_max_trials_changes_the_key(tiny_splits: dict[str, Split], change: dict) -> None:
+@pytest.mark.parametrize(
+    "change", [{"seed": 4}, {"num_initial_points": 2}, {"epochs_per_trial": 2}]
+)
+def test_any_change_but_max_trials_changes_the_key(
+    tiny_splits: dict[str, Split], change: dict
+) -> None:
     from digits.tuning import search_key
 
     train, val = tiny_splits["train"], tiny_splits["val"]
-    assert search_key(PARAMS, train, val) != search_key(dataclasses.replace(PARAMS, **change), train, val)
-    assert search_key(PARAMS, train, val) == search_key(dataclasses.replace(PARAMS, max_trials=50), train, val)
+    assert search_key(PARAMS, train, val) != search_key(
+        dataclasses.replace(PARAMS, **change), train, val
+    )
+    assert search_key(PARAMS, train, val) == search_key(
+        dataclasses.replace(PARAMS, max_trials=50), train, val
+    )

@@ -1,4 +1,4 @@
-"""What the model gets wrong: confused pairs, its most confident mistakes, suspected label errors."""
+"""What the model gets wrong: confused pairs, confident mistakes, suspected label errors."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 
 from digits import plots
+from digits.errors import DigitsError
 from digits.evaluation import (
     Predictions,
     calibration_bins,
@@ -53,7 +54,9 @@ def mistakes_by_confidence(predictions: Predictions) -> np.ndarray:
 
 def mistakes_for_pair(predictions: Predictions, pair: ConfusedPair) -> np.ndarray:
     ordered = mistakes_by_confidence(predictions)
-    keep = (predictions.labels[ordered] == pair.actual) & (predictions.predicted[ordered] == pair.predicted)
+    keep = (predictions.labels[ordered] == pair.actual) & (
+        predictions.predicted[ordered] == pair.predicted
+    )
     return ordered[keep]
 
 
@@ -82,6 +85,11 @@ def write_error_analysis(
     predictions: Predictions, images: np.ndarray, params: ErrorAnalysisParams, out_dir: Path
 ) -> dict[str, Any]:
     """Write the figures and tables under `out_dir`; return the metrics to record."""
+    if len(images) != len(predictions.labels):
+        raise DigitsError(
+            f"{len(predictions.labels)} predictions but {len(images)} test images: the saved "
+            "predictions are stale; run `dvc repro evaluate`"
+        )
     figures = out_dir / "images"
     pairs = top_confused_pairs(predictions, params.top_pairs)
     mistakes = mistakes_by_confidence(predictions)
@@ -118,7 +126,9 @@ def write_error_analysis(
         figures / "reliability.png",
         expected_calibration_error(predictions),
     )
-    plots.per_class_error_bars(per_class_error_rate(predictions), figures / "per_class_error_rate.png")
+    plots.per_class_error_bars(
+        per_class_error_rate(predictions), figures / "per_class_error_rate.png"
+    )
 
     write_csv(
         out_dir / "confused_pairs.csv",

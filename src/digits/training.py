@@ -59,7 +59,9 @@ def compile_for_training(hp: Hyperparameters, params: TrainParams, train_size: i
     return model
 
 
-def run_key(hp: Hyperparameters, params: TrainParams, train: Split, val: Split, threads: int) -> str:
+def run_key(
+    hp: Hyperparameters, params: TrainParams, train: Split, val: Split, threads: int
+) -> str:
     """Identifies a training run, so a resume never mixes runs with different inputs."""
     digest = hashlib.sha256(
         json.dumps([hp.to_dict(), dataclasses.asdict(params), threads], sort_keys=True).encode()
@@ -74,7 +76,9 @@ class LogLearningRate(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
 
 
 class SaveResumeState(keras.callbacks.Callback):

@@ -24,6 +24,7 @@ import keras_tuner as kt
 import numpy as np
 
 from digits.data import Split
+from digits.files import write_json
 from digits.model import Hyperparameters, build_model
 from digits.params import Hyperparameter, SearchSpace, TunerParams
 
@@ -183,7 +184,7 @@ def run_search(
         f"tune: search {key}: {'resuming with' if resuming else 'new search,'} {done} trials done, "
         f"{max(params.max_trials - done, 0)} to run"
     )
-    (project / "search.json").write_text(json.dumps(dataclasses.asdict(params), indent=2) + "\n")
+    write_json(project / "search.json", dataclasses.asdict(params))
     tuner.search(train, val, params, verbose=0)
     trials = _records(tuner.oracle)
     if not trials:

@@ -1,0 +1,129 @@
+"""End to end: the repository's own dvc.yaml, run by real DVC commands on a tiny subset of MNIST."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import yaml
+
+from digits.model import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+TINY = {
+    "prepare": {"train_subsample": 600, "validation_size": 200, "test_subsample": 300},
+    "tuner": {
+        "max_trials": 2,
+        "num_initial_points": 1,
+        "epochs_per_trial": 1,
+        "images_per_trial": 400,
+    },
+    "train": {"epochs": 1, "warmup_epochs": 0},
+}
+
+
+def run(workdir: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def git(workdir: Path, *args: str) -> str:
+    return run(workdir, "git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh git repository holding exactly the files this repository tracks, with tiny params."""
+    workdir = tmp_path_factory.mktemp("project")
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for name in filter(None, tracked):
+        if (REPO / name).is_file():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, workdir / name)
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stale in ("dvc.lock", "metrics", "plots"):
+        path = workdir / stale
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    git(workdir, "init", "-q")
+    git(workdir, "add", "-A")
+    git(workdir, "commit", "-qm", "tiny params")
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def reproduced(project: Path) -> str:
+    output = run(project, "dvc", "repro")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "tiny run")
+    return output
+
+
+def test_repro_runs_every_stage_and_writes_every_output(project: Path, reproduced: str) -> None:
+    for stage in ("prepare", "tune", "train", "evaluate", "error_analysis"):
+        assert f"Running stage '{stage}'" in reproduced
+    assert "mnist: " in reproduced and ": ok, 4 files verified" in reproduced
+    assert "tune: trial 2/2 val_accuracy" in reproduced
+
+    evaluate = json.loads((project / "metrics/evaluate.json").read_text())
+    assert evaluate["samples"] == 300
+    assert 0.0 <= evaluate["accuracy"] <= 1.0
+    assert set(evaluate["per_class"]) == {str(digit) for digit in range(10)}
+    tune = json.loads((project / "metrics/tune.json").read_text())
+    assert tune["trials_total"] == 2
+    train = json.loads((project / "metrics/train.json").read_text())
+    assert train["epochs_run"] == 1
+    assert (
+        json.loads((project / "metrics/error_analysis.json").read_text())["errors"]
+        == evaluate["errors"]
+    )
+
+    assert load_model(project / "models/model.keras").input_shape == (None, 28, 28)
+    header = (project / "plots/evaluate/confusion.csv").read_text().splitlines()
+    assert header[0] == "actual,predicted" and len(header) == 301
+    assert (project / "plots/tune/trials.csv").read_text().startswith("trial,score,best_so_far,")
+    figures = ("confusion_matrix", "misclassified", "suspected_label_errors", "reliability")
+    pngs = [f"plots/error_analysis/images/{name}.png" for name in figures]
+    for png in ["plots/tune/progress.png", *pngs]:
+        assert matplotlib.image.imread(project / png).shape[2] in (3, 4), png
+
+
+def test_a_second_repro_runs_nothing(project: Path, reproduced: str) -> None:
+    assert "Data and pipelines are up to date" in run(project, "dvc", "repro")
+    assert "Data and pipelines are up to date" in run(project, "dvc", "status")
+
+
+def test_a_bigger_search_as_an_experiment_resumes_and_shows_in_diffs(
+    project: Path, reproduced: str
+) -> None:
+    output = run(project, "dvc", "exp", "run", "-S", "tuner.max_trials=3")
+    assert "resuming with 2 trials done, 1 to run" in output
+    assert "tune: trial 3/3" in output
+
+    diff = json.loads(run(project, "dvc", "metrics", "diff", "--json"))
+    assert diff["metrics/tune.json"]["trials_total"] == {"old": 2, "new": 3, "diff": 1}
+
+    params_diff = json.loads(run(project, "dvc", "params", "diff", "--json"))
+    assert params_diff["params.yaml"]["tuner.max_trials"]["new"] == 3
+
+    run(project, "dvc", "plots", "diff", "-o", "review_plots")
+    html = (project / "review_plots" / "index.html").read_text()
+    assert "Hyperparameter search" in html
+    assert "Confusion matrix" in html
+
+    shown = run(project, "dvc", "exp", "show", "--json")
+    assert "metrics/evaluate.json" in shown

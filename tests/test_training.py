@@ -10,6 +10,7 @@ import pytest
 
 from digits import runtime, training
 from digits.data import Split
+from digits.mnist import Mnist
 from digits.model import Hyperparameters, build_model, load_model
 from digits.params import AugmentationParams, TrainParams
 from tests.conftest import assert_same_arrays
@@ -90,3 +91,16 @@ def test_a_killed_run_resumes_from_its_last_epoch(
     assert len(steps.strip().splitlines()) == 3, (
         "curves hold both epochs, before and after the kill"
     )
+
+
+def test_batch_norm_models_predict_well_after_a_short_run(
+    tiny_splits: dict[str, Split], mnist: Mnist
+) -> None:
+    """Short tuning trials must not collapse to chance at inference (BatchNorm moving stats)."""
+    train = Split(mnist.train_images, mnist.train_labels).subset(2000, seed=0)
+    model = build_model(SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy")
+    model.fit(train.images, train.labels, epochs=2, batch_size=64, verbose=0)
+    val = tiny_splits["val"]
+    accuracy = (model.predict(val.images, verbose=0).argmax(axis=1) == val.labels).mean()
+    assert accuracy > 0.8

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
+import inspect
 import io
 import json
 import os
@@ -11,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -34,6 +37,14 @@ def atomic_path(target: Path | str, verify: Callable[[Path], None] | None = None
         os.replace(temporary, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def source_digest(*modules: ModuleType) -> str:
+    """A hash of modules' source, so saved work is never resumed under different code."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(inspect.getfile(module)).read_bytes())
+    return digest.hexdigest()
 
 
 def atomic_write_bytes(target: Path | str, data: bytes) -> None:

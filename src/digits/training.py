@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ import numpy as np
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
+from digits import model as model_module
 from digits.data import Split
-from digits.files import atomic_path, write_json
+from digits.files import atomic_path, source_digest, write_json
 from digits.model import NUM_CLASSES, Hyperparameters, build_model, load_model
 from digits.params import TrainParams
 
@@ -62,9 +64,12 @@ def compile_for_training(hp: Hyperparameters, params: TrainParams, train_size: i
 def run_key(
     hp: Hyperparameters, params: TrainParams, train: Split, val: Split, threads: int
 ) -> str:
-    """Identifies a training run, so a resume never mixes runs with different inputs."""
+    """Identifies a training run, so a resume never mixes runs with different inputs or code."""
+    code = source_digest(model_module, sys.modules[__name__])
     digest = hashlib.sha256(
-        json.dumps([hp.to_dict(), dataclasses.asdict(params), threads], sort_keys=True).encode()
+        json.dumps(
+            [hp.to_dict(), dataclasses.asdict(params), threads, code], sort_keys=True
+        ).encode()
     )
     for array in (train.images, train.labels, val.images, val.labels):
         digest.update(np.ascontiguousarray(array).tobytes())

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
+from digits import model as model_module
 from digits.data import Split
-from digits.files import write_json
+from digits.files import source_digest, write_json
 from digits.model import Hyperparameters, build_model
 from digits.params import Hyperparameter, SearchSpace, TunerParams
 
@@ -62,10 +64,12 @@ def compile_for_search(hp: Hyperparameters) -> keras.Model:
 
 
 def search_key(params: TunerParams, train: Split, val: Split) -> str:
-    """A short hash of everything that defines the search except `max_trials`."""
+    """A short hash of everything that defines the search except `max_trials`: params, data and
+    the code that builds and scores a trial."""
     definition = dataclasses.asdict(params)
     del definition["max_trials"]
-    digest = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode())
+    code = source_digest(model_module, sys.modules[__name__])
+    digest = hashlib.sha256(json.dumps([definition, code], sort_keys=True, default=str).encode())
     for array in (train.images, train.labels, val.images, val.labels):
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]

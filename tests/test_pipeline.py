@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,3 +128,17 @@ def test_a_bigger_search_as_an_experiment_resumes_and_shows_in_diffs(
 
     shown = run(project, "dvc", "exp", "show", "--json")
     assert "metrics/evaluate.json" in shown
+
+
+def test_the_offline_review_shows_both_revisions(project: Path, reproduced: str) -> None:
+    """Runs after the experiment above: HEAD (2 trials) against the workspace (3 trials)."""
+    digits = Path(sys.executable).parent / "digits"
+    output = run(project, str(digits), "review", "HEAD", "-o", "review")
+    assert output.strip() == "review: wrote review/README.md"
+    report = (project / "review" / "README.md").read_text()
+    assert "# Review: `HEAD` vs `workspace`" in report
+    assert "tuner.max_trials" in report and "trials_total" in report
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
+        assert matplotlib.image.imread(project / "review" / image).ndim == 3, image
+    assert "| `HEAD` | `workspace` |" in report
+    assert "images/hyperparameter_search_val_accuracy_by_trial.png" in report

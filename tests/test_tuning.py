@@ -10,7 +10,7 @@ import pytest
 from digits import runtime
 from digits.data import Split
 from digits.params import Hyperparameter, SearchSpace, TunerParams
-from digits.tuning import run_search
+from digits.tuning import DigitsTuner, run_search
 
 SPACE = SearchSpace(
     conv_blocks=Hyperparameter(values=(1, 2)),
@@ -85,3 +85,27 @@ def test_any_change_but_max_trials_changes_the_key(
     assert search_key(PARAMS, train, val) == search_key(
         dataclasses.replace(PARAMS, max_trials=50), train, val
     )
+
+
+def test_a_search_killed_mid_trial_reruns_that_trial_and_loses_nothing(
+    tmp_path: Path, tiny_splits: dict[str, Split], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_run_trial = DigitsTuner.run_trial
+    started: list[str] = []
+
+    def killed_in_second_trial(self: DigitsTuner, trial, *args, **kwargs):
+        started.append(trial.trial_id)
+        if len(started) == 2:
+            raise KeyboardInterrupt
+        return real_run_trial(self, trial, *args, **kwargs)
+
+    monkeypatch.setattr(DigitsTuner, "run_trial", killed_in_second_trial)
+    with pytest.raises(KeyboardInterrupt):
+        search(dataclasses.replace(PARAMS, max_trials=3), tiny_splits, tmp_path, [])
+    monkeypatch.undo()
+
+    lines: list[str] = []
+    resumed = search(dataclasses.replace(PARAMS, max_trials=3), tiny_splits, tmp_path, lines)
+    assert lines[0].endswith("resuming with 1 trials done, 2 to run")
+    assert resumed.trials_run == 2
+    assert [record.trial for record in resumed.trials] == [1, 2, 3]

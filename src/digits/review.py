@@ -44,7 +44,7 @@ def write_review(old: str, new: str | None, out_dir: Path) -> Path:
     new_name = new or WORKSPACE
     with atomic_path(out_dir) as staging:
         staging.mkdir()
-        params = dvc("params", "diff", *revisions, "--md", "--all")
+        params = dvc("params", "diff", *revisions, "--md")
         metrics = dvc("metrics", "diff", *revisions, "--md", "--precision", "4")
         plots = json.loads(
             dvc("plots", "diff", *revisions, "--json", "-o", str(staging / "images"))

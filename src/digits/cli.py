@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from digits.errors import DigitsError
+
+MODEL = Path("models/model.keras")
 
 
 def run_stage(main: Callable[[], None]) -> None:
@@ -22,23 +25,72 @@ def run_stage(main: Callable[[], None]) -> None:
         sys.exit(130)
 
 
+def predict_command(args: argparse.Namespace) -> None:
+    """Every readable image is classified; each bad one gets its own error line (exit 1)."""
+    import numpy as np
+
+    from digits.model import load_model
+    from digits.predict import load_image, predict_images
+
+    images, paths, failed = [], [], 0
+    for path in args.images:
+        try:
+            images.append(load_image(path))
+            paths.append(str(path))
+        except DigitsError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+    if images:
+        predictions = predict_images(load_model(args.model), np.stack(images), paths)
+        if args.json:
+            print(json.dumps([p.as_dict() for p in predictions], indent=2))
+        else:
+            for prediction in predictions:
+                print(prediction.line())
+    if failed:
+        sys.exit(1)
+
+
+def export_command(args: argparse.Namespace) -> None:
+    from digits.data import load_split, split_path
+    from digits.export import export_all
+    from digits.model import load_model
+
+    check_images = load_split(split_path("test")).images[:256]
+    for path in export_all(load_model(args.model), args.out, check_images):
+        print(f"export: wrote {path} (predictions match the Keras model on 256 test images)")
+
+
+def review_command(args: argparse.Namespace) -> None:
+    from digits.review import write_review
+
+    print(f"review: wrote {write_review(args.old, args.new, args.out)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="digits", description="Tools around the digit-classification DVC pipeline."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", help="classify PNG or JPEG digit images")
+    predict.add_argument("images", nargs="+", type=Path, help="image files, any size")
+    predict.add_argument("--model", type=Path, default=MODEL, help="trained Keras model")
+    predict.add_argument("--json", action="store_true", help="print JSON for scripts")
+    predict.set_defaults(handler=predict_command)
+
+    export = commands.add_parser("export", help="write the model as SavedModel and TFLite")
+    export.add_argument("--model", type=Path, default=MODEL, help="trained Keras model")
+    export.add_argument("--out", type=Path, default=Path("models/export"), help="output folder")
+    export.set_defaults(handler=export_command)
+
     review = commands.add_parser(
-        "review",
-        help="offline Markdown report comparing two revisions: params, metrics and plots",
+        "review", help="offline Markdown report comparing two revisions: params, metrics, plots"
     )
     review.add_argument("old", help="baseline revision: commit, branch, tag or experiment")
     review.add_argument("new", nargs="?", help="revision to compare (default: the workspace)")
     review.add_argument("-o", "--out", type=Path, default=Path("review"), help="output folder")
+    review.set_defaults(handler=review_command)
+
     args = parser.parse_args(argv)
-
-    def review_command() -> None:
-        from digits.review import write_review
-
-        print(f"review: wrote {write_review(args.old, args.new, args.out)}")
-
-    run_stage(review_command)
+    run_stage(lambda: args.handler(args))

@@ -42,7 +42,7 @@ def write_review(old: str, new: str | None, out_dir: Path) -> Path:
     """Write `out_dir/README.md` comparing revision `old` with `new` (default: the workspace)."""
     revisions = [old] if new is None else [old, new]
     new_name = new or WORKSPACE
-    with atomic_path(out_dir) as staging:
+    with atomic_path(out_dir.resolve()) as staging:
         staging.mkdir()
         params = dvc("params", "diff", *revisions, "--md")
         metrics = dvc("metrics", "diff", *revisions, "--md", "--precision", "4")

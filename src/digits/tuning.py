@@ -10,11 +10,13 @@ trials; changing anything else starts a fresh search in a new key.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 import keras
 import keras_tuner as kt
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from digits import model as model_module
 from digits.data import Split
@@ -114,7 +117,9 @@ class DigitsTuner(kt.BayesianOptimization):
         params: TunerParams,
         **_: Any,  # `search(verbose=...)` is forwarded here too
     ) -> dict[str, float]:
-        model = self._try_build(trial.hyperparameters)
+        keras.backend.clear_session()  # keeps memory flat from trial to trial
+        gc.collect()
+        model = self.hypermodel.build(trial.hyperparameters)
         stop_early = keras.callbacks.EarlyStopping(
             monitor=OBJECTIVE, mode="max", patience=params.early_stopping_patience
         )
@@ -189,7 +194,10 @@ def run_search(
         f"{max(params.max_trials - done, 0)} to run"
     )
     write_json(project / "search.json", dataclasses.asdict(params))
-    tuner.search(train, val, params, verbose=0)
+    with warnings.catch_warnings():
+        # The Gaussian process often fits a length scale at its bound on a few noisy trials.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        tuner.search(train, val, params, verbose=0)
     trials = _records(tuner.oracle)
     if not trials:
         raise RuntimeError(

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.image
@@ -142,3 +143,34 @@ def test_the_offline_review_shows_both_revisions(project: Path, reproduced: str)
         assert matplotlib.image.imread(project / "review" / image).ndim == 3, image
     assert "| `HEAD` | `workspace` |" in report
     assert "images/hyperparameter_search_val_accuracy_by_trial.png" in report
+
+
+def test_queued_experiments_run_in_parallel_from_tracked_files(
+    project: Path, reproduced: str
+) -> None:
+    """Each queued experiment runs in a temporary copy holding only what Git and DVC track."""
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "before the queue")
+    run(
+        project,
+        "dvc",
+        "exp",
+        "run",
+        "--queue",
+        "-n",
+        "no-smoothing",
+        "-S",
+        "train.label_smoothing=0.0",
+    )
+    run(project, "dvc", "exp", "run", "--queue", "-n", "seed-7", "-S", "train.seed=7")
+    run(project, "dvc", "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = run(project, "dvc", "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+    experiments = json.loads(run(project, "dvc", "exp", "show", "--json"))
+    names = json.dumps(experiments)
+    assert "no-smoothing" in names and "seed-7" in names

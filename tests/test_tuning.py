@@ -24,7 +24,7 @@ SPACE = SearchSpace(
 )
 PARAMS = TunerParams(
     max_trials=2, num_initial_points=1, seed=3, epochs_per_trial=1, images_per_trial=200,
-    batch_size=64, early_stopping_patience=0, space=SPACE,
+    batch_size=64, early_stopping_patience=0, workers=0, trial_timeout_minutes=5, space=SPACE,
 )  # fmt: skip
 
 

@@ -170,10 +170,25 @@ class TunerParams:
     images_per_trial: int | None
     batch_size: int
     early_stopping_patience: int
+    workers: int
+    trial_timeout_minutes: float
     space: SearchSpace
+
+    # How the search is run, not what it searches: these never split a search in two.
+    EXECUTION: typing.ClassVar[tuple[str, ...]] = ("max_trials", "workers", "trial_timeout_minutes")
 
     def __post_init__(self) -> None:
         _require(self.max_trials >= 1, "max_trials", f"must be >= 1, got {self.max_trials}")
+        _require(
+            0 <= self.workers <= 64,
+            "workers",
+            f"must be in [0, 64] (0: search in the stage's own process), got {self.workers}",
+        )
+        _require(
+            self.trial_timeout_minutes > 0,
+            "trial_timeout_minutes",
+            f"must be > 0, got {self.trial_timeout_minutes}",
+        )
         _require(
             self.num_initial_points >= 1,
             "num_initial_points",

@@ -29,6 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from digits import model as model_module
 from digits.data import Split
+from digits.errors import DigitsError
 from digits.files import source_digest, write_json
 from digits.model import Hyperparameters, build_model
 from digits.params import Hyperparameter, SearchSpace, TunerParams
@@ -70,7 +71,8 @@ def search_key(params: TunerParams, train: Split, val: Split) -> str:
     """A short hash of everything that defines the search except `max_trials`: params, data and
     the code that builds and scores a trial."""
     definition = dataclasses.asdict(params)
-    del definition["max_trials"]
+    for name in TunerParams.EXECUTION:
+        del definition[name]
     code = source_digest(model_module, sys.modules[__name__])
     digest = hashlib.sha256(json.dumps([definition, code], sort_keys=True, default=str).encode())
     for array in (train.images, train.labels, val.images, val.labels):
@@ -142,10 +144,15 @@ class DigitsTuner(kt.BayesianOptimization):
     def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
         super().on_trial_end(trial)
         self.trials_run += 1
+        score = f"{trial.score:.4f}" if trial.score is not None else f"{trial.status}"
+        if not isinstance(self.oracle, kt.Oracle):  # a distributed worker: the chief keeps count
+            self.report(
+                f"tune: {self.tuner_id} finished trial {trial.trial_id}: {OBJECTIVE} {score}"
+            )
+            return
         completed = _completed(self.oracle)
         total = self.oracle.max_trials
         best = f"{max(t.score for t in completed):.4f}" if completed else "none yet"
-        score = f"{trial.score:.4f}" if trial.score is not None else f"{trial.status}"
         seconds_per_trial = (time.perf_counter() - self.started) / self.trials_run
         left = seconds_per_trial * max(total - len(self.oracle.trials), 0)
         self.report(
@@ -164,20 +171,11 @@ def _completed(oracle: kt.Oracle) -> list[kt.engine.trial.Trial]:
     return sorted(trials, key=lambda t: int(t.trial_id))
 
 
-def run_search(
-    params: TunerParams,
-    train: Split,
-    val: Split,
-    state_dir: Path,
-    report: Callable[[str], None] = print,
-) -> SearchResult:
-    """Run (or resume) the search until `params.max_trials` trials exist."""
-    train = train.subset(params.images_per_trial, params.seed)
-    key = search_key(params, train, val)
-    _drop_other_searches(state_dir, key, report)
-    project = state_dir / key
-    resuming = (project / "oracle.json").is_file()
-    tuner = DigitsTuner(
+def build_tuner(
+    params: TunerParams, state_dir: Path, key: str, report: Callable[[str], None] = print
+) -> DigitsTuner:
+    """The tuner over search `key`, reloading its state when it exists."""
+    return DigitsTuner(
         hypermodel=lambda hp: compile_for_search(declare_space(hp, params.space)),
         objective=kt.Objective(OBJECTIVE, direction="max"),
         max_trials=params.max_trials,
@@ -188,24 +186,51 @@ def run_search(
         overwrite=False,
         report=report,
     )
+
+
+def run_search(
+    params: TunerParams,
+    train: Split,
+    val: Split,
+    state_dir: Path,
+    report: Callable[[str], None] = print,
+) -> SearchResult:
+    """Run (or resume) the search until `params.max_trials` trials exist.
+
+    With `params.workers`, a chief and that many worker processes run the trials (see
+    `digits.distributed`); the result is read back from the same state either way.
+    """
+    train = train.subset(params.images_per_trial, params.seed)
+    key = search_key(params, train, val)
+    _drop_other_searches(state_dir, key, report)
+    project = state_dir / key
+    resuming = (project / "oracle.json").is_file()
+    tuner = build_tuner(params, state_dir, key, report)
     done = len(_completed(tuner.oracle))
     report(
         f"tune: search {key}: {'resuming with' if resuming else 'new search,'} {done} trials done, "
         f"{max(params.max_trials - done, 0)} to run"
     )
     write_json(project / "search.json", dataclasses.asdict(params))
-    with warnings.catch_warnings():
-        # The Gaussian process often fits a length scale at its bound on a few noisy trials.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        tuner.search(train, val, params, verbose=0)
+    if params.workers and done < params.max_trials:
+        from digits.distributed import run_cluster
+
+        tuner.save()
+        run_cluster(params.workers, project, params.trial_timeout_minutes, report)
+        tuner = build_tuner(params, state_dir, key, report)
+    else:
+        with warnings.catch_warnings():
+            # The Gaussian process often fits a length scale at its bound on a few noisy trials.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            tuner.search(train, val, params, verbose=0)
     trials = _records(tuner.oracle)
     if not trials:
-        raise RuntimeError(
+        raise DigitsError(
             f"no trial completed in {project}; every trial failed. Rerun with "
             "KERASTUNER_DEBUG=1 to see why, or check tuner.space in params.yaml"
         )
     best = Hyperparameters.from_dict(tuner.oracle.get_best_trials(1)[0].hyperparameters.values)
-    return SearchResult(best=best, trials=trials, trials_run=tuner.trials_run, key=key)
+    return SearchResult(best=best, trials=trials, trials_run=len(trials) - done, key=key)
 
 
 def _drop_other_searches(state_dir: Path, key: str, report: Callable[[str], None]) -> None:

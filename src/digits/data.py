@@ -6,7 +6,6 @@ Pixels stay uint8 on disk and in memory; the model scales them (see `digits.mode
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from digits.errors import DigitsError
-from digits.files import atomic_path
+from digits.files import atomic_path, read_npz
 from digits.mnist import Mnist
 from digits.params import PrepareParams
 
@@ -69,15 +68,8 @@ def save_split(split: Split, path: Path) -> None:
 
 def load_split(path: Path | str) -> Split:
     """Read one split, checking shapes and dtypes; errors say how to regenerate it."""
-    path = Path(path)
     fix = "run `dvc repro prepare` to regenerate it"
-    if not path.is_file():
-        raise DigitsError(f"{path} not found: {fix}")
-    try:
-        with np.load(path) as archive:
-            images, labels = archive["images"], archive["labels"]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        raise DigitsError(f"{path} is unreadable or incomplete ({error}): {fix}") from None
+    images, labels = read_npz(path, ("images", "labels"), fix)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise DigitsError(
             f"{path}: images must be N x 28 x 28 uint8, got {images.shape} {images.dtype}: {fix}"

@@ -5,7 +5,6 @@ error_analysis works from the saved probabilities and never reruns the model.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
 from digits.errors import DigitsError
-from digits.files import atomic_path
+from digits.files import atomic_path, read_npz
 
 CALIBRATION_BINS = 15
 
@@ -47,15 +46,8 @@ def save_predictions(predictions: Predictions, path: Path) -> None:
 
 
 def load_predictions(path: Path | str) -> Predictions:
-    path = Path(path)
     fix = "run `dvc repro evaluate` to regenerate it"
-    if not path.is_file():
-        raise DigitsError(f"{path} not found: {fix}")
-    try:
-        with np.load(path) as archive:
-            probabilities, labels = archive["probabilities"], archive["labels"]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        raise DigitsError(f"{path} is unreadable or incomplete ({error}): {fix}") from None
+    probabilities, labels = read_npz(path, ("probabilities", "labels"), fix)
     if probabilities.ndim != 2 or probabilities.shape != (len(labels), 10):
         raise DigitsError(
             f"{path}: expected N x 10 probabilities, got {probabilities.shape}: {fix}"

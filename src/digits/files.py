@@ -11,10 +11,15 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import numpy as np
+
+from digits.errors import DigitsError
 
 
 @contextlib.contextmanager
@@ -37,6 +42,18 @@ def atomic_path(target: Path | str, verify: Callable[[Path], None] | None = None
         os.replace(temporary, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def read_npz(path: Path | str, keys: tuple[str, ...], fix: str) -> list[np.ndarray]:
+    """The named arrays of an `.npz` file; a missing or damaged file raises one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DigitsError(f"{path} not found: {fix}")
+    try:
+        with np.load(path) as archive:
+            return [archive[key] for key in keys]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise DigitsError(f"{path} is unreadable or incomplete ({error}): {fix}") from None
 
 
 def source_digest(*modules: ModuleType) -> str:

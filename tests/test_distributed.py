@@ -35,6 +35,7 @@ def project(tmp_path: Path, tiny_splits: dict[str, Split], monkeypatch: pytest.M
 def write_params(project: Path, tuner: TunerParams) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["tuner"] = _plain(dataclasses.asdict(tuner))
+    params["tuner"]["trials_per_process"] = tuner.trials_per_process
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -24,7 +24,8 @@ SPACE = SearchSpace(
 )
 PARAMS = TunerParams(
     max_trials=2, num_initial_points=1, seed=3, epochs_per_trial=1, images_per_trial=200,
-    batch_size=64, early_stopping_patience=0, workers=0, trial_timeout_minutes=5, space=SPACE,
+    batch_size=64, early_stopping_patience=0, workers=0, trial_timeout_minutes=5,
+    trials_per_process=None, space=SPACE,
 )  # fmt: skip
 
 
@@ -109,3 +110,20 @@ def test_a_search_killed_mid_trial_reruns_that_trial_and_loses_nothing(
     assert lines[0].endswith("resuming with 1 trials done, 2 to run")
     assert resumed.trials_run == 2
     assert [record.trial for record in resumed.trials] == [1, 2, 3]
+
+
+def test_a_search_in_fresh_processes_runs_the_same_trials_as_one_process(
+    tmp_path: Path, tiny_splits: dict[str, Split], capfd: pytest.CaptureFixture[str]
+) -> None:
+    three = dataclasses.replace(PARAMS, max_trials=3)
+    in_process = search(three, tiny_splits, tmp_path / "one", [])
+    chunked = search(
+        dataclasses.replace(three, trials_per_process=2), tiny_splits, tmp_path / "chunks", []
+    )
+    assert chunked.key == in_process.key
+    assert [(t.hyperparameters, t.score) for t in chunked.trials] == [
+        (t.hyperparameters, t.score) for t in in_process.trials
+    ]
+    printed = capfd.readouterr().out
+    assert "tune: trial 2/3 val_accuracy" in printed
+    assert "tune: trial 3/3 val_accuracy" in printed

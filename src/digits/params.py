@@ -172,10 +172,16 @@ class TunerParams:
     early_stopping_patience: int
     workers: int
     trial_timeout_minutes: float
+    trials_per_process: int | None
     space: SearchSpace
 
     # How the search is run, not what it searches: these never split a search in two.
-    EXECUTION: typing.ClassVar[tuple[str, ...]] = ("max_trials", "workers", "trial_timeout_minutes")
+    EXECUTION: typing.ClassVar[tuple[str, ...]] = (
+        "max_trials",
+        "workers",
+        "trial_timeout_minutes",
+        "trials_per_process",
+    )
 
     def __post_init__(self) -> None:
         _require(self.max_trials >= 1, "max_trials", f"must be >= 1, got {self.max_trials}")
@@ -183,6 +189,11 @@ class TunerParams:
             0 <= self.workers <= 64,
             "workers",
             f"must be in [0, 64] (0: search in the stage's own process), got {self.workers}",
+        )
+        _require(
+            self.trials_per_process is None or self.trials_per_process >= 1,
+            "trials_per_process",
+            f"must be null (all in the stage's process) or >= 1, got {self.trials_per_process}",
         )
         _require(
             self.trial_timeout_minutes > 0,

@@ -10,14 +10,18 @@ trials; changing anything else starts a fresh search in a new key.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import hashlib
 import json
+import multiprocessing
 import shutil
 import sys
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +29,11 @@ from typing import Any
 import keras
 import keras_tuner as kt
 import numpy as np
+import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
 from digits import model as model_module
+from digits import runtime
 from digits.data import Split
 from digits.errors import DigitsError
 from digits.files import source_digest, write_json
@@ -102,12 +108,32 @@ class SearchResult:
         return max(record.score for record in self.trials)
 
 
-class DigitsTuner(kt.BayesianOptimization):
+class ResumableBayesianOracle(kt.oracles.BayesianOptimizationOracle):
+    """Bayesian optimization whose proposals do not depend on how often the search was resumed.
+
+    Keras Tuner draws the acquisition's random restarts from a generator it never saves, so a
+    reloaded search proposes other trials than an uninterrupted one. Seeding it by trial number
+    makes the proposal a function of the seed and the trials so far.
+    """
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        self._random_state = np.random.RandomState(self.seed + len(self.trials))
+        return super().populate_space(trial_id)
+
+
+class DigitsTuner(kt.Tuner):
     """Bayesian optimization whose trials report their epochs and seconds, and print progress."""
 
-    def __init__(self, *args: Any, report: Callable[[str], None] = print, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        report: Callable[[str], None] = print,
+        planned_trials: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.report = report
+        self.planned_trials = planned_trials or self.oracle.max_trials
         self.trials_run = 0
         self.started = time.perf_counter()
 
@@ -119,8 +145,10 @@ class DigitsTuner(kt.BayesianOptimization):
         params: TunerParams,
         **_: Any,  # `search(verbose=...)` is forwarded here too
     ) -> dict[str, float]:
-        keras.backend.clear_session()  # keeps memory flat from trial to trial
+        keras.backend.clear_session()
         gc.collect()
+        # Seeded by trial, so a trial trains the same whichever process or resume runs it.
+        keras.utils.set_random_seed(params.seed + int(trial.trial_id))
         model = self.hypermodel.build(trial.hyperparameters)
         stop_early = keras.callbacks.EarlyStopping(
             monitor=OBJECTIVE, mode="max", patience=params.early_stopping_patience
@@ -151,7 +179,7 @@ class DigitsTuner(kt.BayesianOptimization):
             )
             return
         completed = _completed(self.oracle)
-        total = self.oracle.max_trials
+        total = self.planned_trials
         best = f"{max(t.score for t in completed):.4f}" if completed else "none yet"
         seconds_per_trial = (time.perf_counter() - self.started) / self.trials_run
         left = seconds_per_trial * max(total - len(self.oracle.trials), 0)
@@ -172,19 +200,27 @@ def _completed(oracle: kt.Oracle) -> list[kt.engine.trial.Trial]:
 
 
 def build_tuner(
-    params: TunerParams, state_dir: Path, key: str, report: Callable[[str], None] = print
+    params: TunerParams,
+    state_dir: Path,
+    key: str,
+    report: Callable[[str], None] = print,
+    planned_trials: int | None = None,
 ) -> DigitsTuner:
     """The tuner over search `key`, reloading its state when it exists."""
-    return DigitsTuner(
-        hypermodel=lambda hp: compile_for_search(declare_space(hp, params.space)),
+    oracle = ResumableBayesianOracle(
         objective=kt.Objective(OBJECTIVE, direction="max"),
         max_trials=params.max_trials,
         num_initial_points=params.num_initial_points,
         seed=params.seed,
+    )
+    return DigitsTuner(
+        oracle=oracle,
+        hypermodel=lambda hp: compile_for_search(declare_space(hp, params.space)),
         directory=str(state_dir),
         project_name=key,
         overwrite=False,
         report=report,
+        planned_trials=planned_trials,
     )
 
 
@@ -198,7 +234,9 @@ def run_search(
     """Run (or resume) the search until `params.max_trials` trials exist.
 
     With `params.workers`, a chief and that many worker processes run the trials (see
-    `digits.distributed`); the result is read back from the same state either way.
+    `digits.distributed`); with `params.trials_per_process`, fresh processes run them in chunks,
+    printing their progress rather than passing it to `report`. The result is read back from the
+    same state either way.
     """
     train = train.subset(params.images_per_trial, params.seed)
     key = search_key(params, train, val)
@@ -218,11 +256,11 @@ def run_search(
         tuner.save()
         run_cluster(params.workers, project, params.trial_timeout_minutes, report)
         tuner = build_tuner(params, state_dir, key, report)
+    elif params.trials_per_process and done < params.max_trials:
+        _search_in_fresh_processes(params, train, val, state_dir, key, len(tuner.oracle.trials))
+        tuner = build_tuner(params, state_dir, key, report)
     else:
-        with warnings.catch_warnings():
-            # The Gaussian process often fits a length scale at its bound on a few noisy trials.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            tuner.search(train, val, params, verbose=0)
+        _search(tuner, train, val, params)
     trials = _records(tuner.oracle)
     if not trials:
         raise DigitsError(
@@ -231,6 +269,62 @@ def run_search(
         )
     best = Hyperparameters.from_dict(tuner.oracle.get_best_trials(1)[0].hyperparameters.values)
     return SearchResult(best=best, trials=trials, trials_run=len(trials) - done, key=key)
+
+
+def _search(tuner: DigitsTuner, train: Split, val: Split, params: TunerParams) -> None:
+    with warnings.catch_warnings():
+        # The Gaussian process often fits a length scale at its bound on a few noisy trials.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        tuner.search(train, val, params, verbose=0)
+
+
+def _search_in_fresh_processes(
+    params: TunerParams, train: Split, val: Split, state_dir: Path, key: str, started: int
+) -> None:
+    """Run the search `params.trials_per_process` trials per process.
+
+    TensorFlow keeps about 18 MiB per trained model alive even after `clear_session()`
+    (keras-team/keras#17458), so one process running 50 trials grows by about 1 GiB. Each process
+    resumes from the saved state; chunks end at multiples of `trials_per_process`, so a resumed
+    search runs the same chunks as an uninterrupted one.
+    """
+    per_process = params.trials_per_process
+    assert per_process is not None
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    while started < params.max_trials:
+        until = min(params.max_trials, (started // per_process + 1) * per_process)
+        chunk = dataclasses.replace(params, max_trials=until)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            try:
+                now = pool.submit(
+                    _search_chunk, chunk, train, val, state_dir, key, threads, params.max_trials
+                ).result()
+            except BrokenProcessPool as error:
+                raise DigitsError(
+                    f"the tuning process for trials {started + 1}-{until} died (killed, or out "
+                    f"of memory); the search state in {state_dir / key} is kept: rerun "
+                    "`dvc repro tune` to resume"
+                ) from error
+        if now == started:
+            return
+        started = now
+
+
+def _search_chunk(
+    params: TunerParams,
+    train: Split,
+    val: Split,
+    state_dir: Path,
+    key: str,
+    threads: int,
+    planned_trials: int,
+) -> int:
+    """In a fresh process: run the search up to `params.max_trials`; return the trials started."""
+    runtime.configure(params.seed, threads)
+    report = functools.partial(print, flush=True)
+    tuner = build_tuner(params, state_dir, key, report, planned_trials)
+    _search(tuner, train, val, params)
+    return len(tuner.oracle.trials)
 
 
 def _drop_other_searches(state_dir: Path, key: str, report: Callable[[str], None]) -> None:

@@ -89,7 +89,7 @@ def measure(which: str) -> dict[str, Any]:
             predicted = self.model.predict(test_x, batch_size=1000, verbose=0).argmax(axis=1)
             accuracy = float((predicted == test_y).mean())
             self.curve.append((round(self.training_seconds, 1), accuracy))
-            print(f"{which}: epoch {epoch + 1} test accuracy {accuracy:.4f}", flush=True)
+            print(f"{which}: epoch {epoch + 1} test accuracy {accuracy:.4f}", file=sys.stderr)
 
     clock = Clock()
     model.fit(

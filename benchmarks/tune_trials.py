@@ -1,9 +1,10 @@
 """Benchmark: seconds per trial and memory over a long search with the default space.
 
-Runs `tuner.max_trials` (default 50) trials of the default search from params.yaml on the
-prepared splits (run `dvc repro prepare` first), in a scratch directory so the pipeline's own
-search is untouched. Resident memory is read after every trial: it should stay flat, since Keras
-Tuner is known to grow RAM trial after trial when sessions are not cleared.
+Runs `--trials` (default 50) trials of the default search from params.yaml on the prepared splits
+(run `dvc repro prepare` first) twice, in scratch directories so the pipeline's own search is
+untouched: as the stage runs it (a fresh process every `tuner.trials_per_process` trials) and, as
+the baseline, all trials in one process. Memory is the resident set of the whole process tree,
+sampled twice a second and read after every completed trial.
 
     python benchmarks/tune_trials.py --trials 50 --out benchmarks/results/tune_trials.json
 """
@@ -13,23 +14,87 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from digits import runtime
 from digits.data import load_splits
-from digits.params import load_params
+from digits.distributed import completed_trials
+from digits.params import TunerParams, load_params
 from digits.tuning import run_search
 
+SAMPLE_SECONDS = 0.5
 
-def memory_mib() -> tuple[float, float]:
-    """Current and peak resident memory of this process, from /proc (Linux)."""
-    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+def tree_rss_mib(root: int) -> float:
+    """Resident memory of `root` and all its descendants, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended while we looked
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total / 2**20
+
+
+class MemoryWatch(threading.Thread):
+    """Samples the process tree's memory; notes it each time another trial completes."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(daemon=True)
+        self.state_dir, self.stop = state_dir, threading.Event()
+        self.peak, self.after_trial = 0.0, []
+
+    def run(self) -> None:
+        while not self.stop.wait(SAMPLE_SECONDS):
+            now = tree_rss_mib(os.getpid())
+            self.peak = max(self.peak, now)
+            done = sum(completed_trials(project) for project in self.state_dir.glob("*/"))
+            self.after_trial.extend([now] * (done - len(self.after_trial)))
+
+
+def measure(label: str, tuner: TunerParams, splits: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="tune-benchmark-") as state:
+        watch = MemoryWatch(Path(state))
+        watch.start()
+        start = time.perf_counter()
+        result = run_search(tuner, splits["train"], splits["val"], Path(state), report=print)
+        wall = time.perf_counter() - start
+        watch.stop.set()
+        watch.join()
+    seconds = [record.seconds for record in result.trials]
+    memory = watch.after_trial
+    return {
+        "run": label,
+        "trials": len(result.trials),
+        "wall_minutes": round(wall / 60, 1),
+        "median_seconds_per_trial": round(statistics.median(seconds), 1),
+        "p90_seconds_per_trial": round(float(np.percentile(seconds, 90)), 1),
+        "rss_mib_after_trial_1": round(memory[0]),
+        "rss_mib_after_last_trial": round(memory[-1]),
+        "rss_growth_mib_per_trial": round(float(np.polyfit(range(len(memory)), memory, 1)[0]), 2),
+        "peak_rss_mib": round(watch.peak),
+        "best_val_accuracy": round(result.best_score, 4),
+        "rss_mib_after_each_trial": [round(value) for value in memory],
+    }
 
 
 def main() -> None:
@@ -39,43 +104,23 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params()
-    tuner = dataclasses.replace(params.tuner, max_trials=args.trials)
-    runtime.configure(tuner.seed, params.runtime.threads)
+    runtime.configure(params.tuner.seed, params.runtime.threads)
     splits = load_splits(names=("train", "val"))
-    rss_after_trial: list[float] = []
-
-    def report(line: str) -> None:
-        print(line, flush=True)
-        if line.startswith("tune: trial "):
-            rss_after_trial.append(memory_mib()[0])
-
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="tune-benchmark-") as state:
-        result = run_search(tuner, splits["train"], splits["val"], Path(state), report=report)
-    wall = time.perf_counter() - start
-
-    seconds = [record.seconds for record in result.trials]
-    slope = float(np.polyfit(np.arange(len(rss_after_trial)), rss_after_trial, 1)[0])
-    summary = {
-        "trials": len(result.trials),
-        "wall_minutes": round(wall / 60, 1),
-        "median_seconds_per_trial": round(statistics.median(seconds), 1),
-        "p90_seconds_per_trial": round(float(np.percentile(seconds, 90)), 1),
-        "rss_mib_after_trial_1": round(rss_after_trial[0]),
-        "rss_mib_after_last_trial": round(rss_after_trial[-1]),
-        "rss_growth_mib_per_trial": round(slope, 2),
-        "peak_rss_mib": round(memory_mib()[1]),
-        "best_val_accuracy": round(result.best_score, 4),
-        "rss_mib_after_each_trial": [round(value) for value in rss_after_trial],
-    }
+    stage = dataclasses.replace(params.tuner, max_trials=args.trials)
+    runs = [
+        measure(f"stage (trials_per_process={stage.trials_per_process})", stage, splits),
+        measure(
+            "baseline (one process)", dataclasses.replace(stage, trials_per_process=None), splits
+        ),
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    print("| " + " | ".join(k for k in summary if k != "rss_mib_after_each_trial") + " |")
-    print(
-        "| "
-        + " | ".join(str(v) for k, v in summary.items() if k != "rss_mib_after_each_trial")
-        + " |"
-    )
+    args.out.write_text(json.dumps(runs, indent=2) + "\n")
+
+    columns = [key for key in runs[0] if key != "rss_mib_after_each_trial"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
+    for run in runs:
+        print("| " + " | ".join(str(run[key]) for key in columns) + " |")
 
 
 if __name__ == "__main__":

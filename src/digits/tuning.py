@@ -112,14 +112,21 @@ class SearchResult:
 class ResumableBayesianOracle(kt.oracles.BayesianOptimizationOracle):
     """Bayesian optimization whose proposals do not depend on how often the search was resumed.
 
-    Keras Tuner draws the acquisition's random restarts from a generator it never saves, so a
-    reloaded search proposes other trials than an uninterrupted one. Seeding it by trial number
-    makes the proposal a function of the seed and the trials so far.
+    Keras Tuner draws the acquisition's random restarts from a generator it never saves, and
+    reloads trials in filesystem order, so a reloaded search proposes other trials than an
+    uninterrupted one. Seeding by trial number and reloading in trial order make the proposal a
+    function of the seed and the trials so far.
     """
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         self._random_state = np.random.RandomState(self.seed + len(self.trials))
         return super().populate_space(trial_id)
+
+    def reload(self) -> None:
+        """A Gaussian process fitted to the same trials in another row order proposes a
+        slightly different point (learning rates differed in the fourth digit)."""
+        super().reload()
+        self.trials = dict(sorted(self.trials.items(), key=lambda item: int(item[0])))
 
 
 class DigitsTuner(kt.Tuner):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
@@ -15,8 +16,10 @@ from sklearn.model_selection import train_test_split
 
 from digits.errors import DigitsError
 from digits.files import atomic_path, read_npz
-from digits.mnist import Mnist
 from digits.params import PrepareParams
+
+if TYPE_CHECKING:  # only prepare reads raw MNIST; keeps download code out of the training deps
+    from digits.mnist import Mnist
 
 PREPARED_DIR = Path("data/prepared")
 SPLITS = ("train", "val", "test")

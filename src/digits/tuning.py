@@ -156,14 +156,15 @@ class DigitsTuner(kt.Tuner):
         keras.backend.clear_session()
         gc.collect()
         # Seeded by trial, so a trial trains the same whichever process or resume runs it.
-        keras.utils.set_random_seed(params.seed + int(trial.trial_id))
+        trial_seed = params.seed + int(trial.trial_id)
+        keras.utils.set_random_seed(trial_seed)
         model = self.hypermodel.build(trial.hyperparameters)
         stop_early = keras.callbacks.EarlyStopping(
             monitor=OBJECTIVE, mode="max", patience=params.early_stopping_patience
         )
         start = time.perf_counter()
         history = model.fit(
-            train.batches(params.batch_size, shuffle_seed=params.seed + int(trial.trial_id)),
+            train.batches(params.batch_size, shuffle_seed=trial_seed),
             validation_data=val.batches(params.batch_size),
             epochs=params.epochs_per_trial,
             shuffle=False,  # the dataset reshuffles itself every epoch

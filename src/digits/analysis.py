@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 
 from digits import plots
+from digits.data import NUM_CLASSES
 from digits.errors import DigitsError
 from digits.evaluation import (
     Predictions,
@@ -22,7 +23,8 @@ from digits.params import ErrorAnalysisParams
 
 def confusion_matrix(predictions: Predictions) -> np.ndarray:
     """10 x 10 counts, rows the true digit, columns the predicted one."""
-    return sklearn_confusion_matrix(predictions.labels, predictions.predicted, labels=np.arange(10))
+    digits = np.arange(NUM_CLASSES)
+    return sklearn_confusion_matrix(predictions.labels, predictions.predicted, labels=digits)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ def top_confused_pairs(predictions: Predictions, top: int) -> list[ConfusedPair]
     matrix = confusion_matrix(predictions)
     np.fill_diagonal(matrix, 0)
     total = int(matrix.sum())
-    cells = [(int(matrix[a, p]), a, p) for a in range(10) for p in range(10) if matrix[a, p]]
+    digits = range(NUM_CLASSES)
+    cells = [(int(matrix[a, p]), a, p) for a in digits for p in digits if matrix[a, p]]
     cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
     return [
         ConfusedPair(actual=a, predicted=p, count=count, share_of_errors=round(count / total, 4))
@@ -68,9 +71,9 @@ def suspected_label_errors(predictions: Predictions, threshold: float) -> np.nda
 
 def per_class_error_rate(predictions: Predictions) -> np.ndarray:
     """Share of each true digit's test images that the model gets wrong."""
-    errors = np.bincount(predictions.labels[predictions.wrong], minlength=10)
-    support = np.bincount(predictions.labels, minlength=10)
-    return np.divide(errors, support, out=np.zeros(10), where=support > 0)
+    errors = np.bincount(predictions.labels[predictions.wrong], minlength=NUM_CLASSES)
+    support = np.bincount(predictions.labels, minlength=NUM_CLASSES)
+    return np.divide(errors, support, out=np.zeros(NUM_CLASSES), where=support > 0)
 
 
 def caption(predictions: Predictions, index: int) -> str:

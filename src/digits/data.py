@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # only prepare reads raw MNIST; keeps download code out of th
     from digits.mnist import Mnist
 
 PREPARED_DIR = Path("data/prepared")
+NUM_CLASSES = 10  # labels are the digits 0-9
 SPLITS = ("train", "val", "test")
 
 
@@ -52,7 +53,7 @@ class Split:
         Fed NumPy arrays instead, Keras stalled ~10 s at the start of 2 of 6 epochs that followed
         a predict pass (measured on 2 cores); fed this pipeline, it did not.
         """
-        labels = np.eye(10, dtype="float32")[self.labels] if one_hot else self.labels
+        labels = np.eye(NUM_CLASSES, dtype="float32")[self.labels] if one_hot else self.labels
         dataset = tf.data.Dataset.from_tensor_slices((self.images, labels))
         if shuffle_seed is not None:
             dataset = dataset.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -93,7 +94,7 @@ def load_split(path: Path | str) -> Split:
         raise DigitsError(
             f"{path}: images must be N x 28 x 28 uint8, got {images.shape} {images.dtype}: {fix}"
         )
-    if labels.shape != (len(images),) or (labels.size and labels.max() > 9):
+    if labels.shape != (len(images),) or (labels.size and labels.max() >= NUM_CLASSES):
         raise DigitsError(
             f"{path}: labels must be {len(images)} digits 0-9, got {labels.shape}: {fix}"
         )
@@ -107,4 +108,4 @@ def load_splits(
 
 
 def class_counts(labels: np.ndarray) -> list[int]:
-    return np.bincount(labels, minlength=10).tolist()
+    return np.bincount(labels, minlength=NUM_CLASSES).tolist()

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
+from digits.data import NUM_CLASSES
 from digits.errors import DigitsError
 from digits.files import atomic_path, read_npz
 
@@ -48,7 +49,7 @@ def save_predictions(predictions: Predictions, path: Path) -> None:
 def load_predictions(path: Path | str) -> Predictions:
     fix = "run `dvc repro evaluate` to regenerate it"
     probabilities, labels = read_npz(path, ("probabilities", "labels"), fix)
-    if probabilities.ndim != 2 or probabilities.shape != (len(labels), 10):
+    if probabilities.ndim != 2 or probabilities.shape != (len(labels), NUM_CLASSES):
         raise DigitsError(
             f"{path}: expected N x 10 probabilities, got {probabilities.shape}: {fix}"
         )
@@ -98,7 +99,7 @@ def evaluation_metrics(predictions: Predictions) -> dict[str, Any]:
     """Everything `dvc metrics diff` should list for the test set."""
     labels, predicted = predictions.labels, predictions.predicted
     precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=np.arange(10), zero_division=0
+        labels, predicted, labels=np.arange(NUM_CLASSES), zero_division=0
     )
     return {
         "accuracy": round(float((predicted == labels).mean()), 6),
@@ -118,7 +119,7 @@ def evaluation_metrics(predictions: Predictions) -> dict[str, Any]:
                 "f1": round(float(f1[digit]), 6),
                 "support": int(support[digit]),
             }
-            for digit in range(10)
+            for digit in range(NUM_CLASSES)
         },
     }
 

@@ -27,7 +27,7 @@ def save_figure(figure: plt.Figure, path: Path) -> None:
 def confusion_heatmap(matrix: np.ndarray, path: Path, title: str) -> None:
     """Counts in every cell; errors in red on a grey diagonal, so the mistakes stand out."""
     figure, axes = plt.subplots(figsize=(8, 7))
-    diagonal = np.eye(10, dtype=bool)
+    diagonal = np.eye(len(matrix), dtype=bool)
     sns.heatmap(
         matrix, mask=~diagonal, cmap=sns.light_palette("grey", as_cmap=True), cbar=False,
         annot=True, fmt="d", annot_kws={"size": 8}, linewidths=0.5, linecolor="white", ax=axes,
@@ -97,9 +97,10 @@ def reliability_diagram(
 
 def per_class_error_bars(rates: np.ndarray, path: Path) -> None:
     figure, axes = plt.subplots(figsize=(7, 3.5))
-    bars = axes.bar(np.arange(10), rates * 100, color=sns.color_palette("Reds_d", 10))
+    digits = np.arange(len(rates))
+    bars = axes.bar(digits, rates * 100, color=sns.color_palette("Reds_d", len(rates)))
     axes.bar_label(bars, fmt="%.2f", fontsize=8)
-    axes.set_xticks(np.arange(10))
+    axes.set_xticks(digits)
     axes.set_xlabel("true digit")
     axes.set_ylabel("test error rate (%)")
     axes.set_title("Error rate per digit")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import subprocess
 import sys
 import time
@@ -120,7 +119,7 @@ def measure(which: str) -> dict[str, Any]:
         verbose=0,
     )
     check_seconds = [seconds for _, seconds, _ in clock.curve]
-    median_check = statistics.median(np.diff(check_seconds, prepend=0.0))
+    median_check = float(np.median(np.diff(check_seconds, prepend=0.0)))
     result = {
         "model": which,
         "parameters": model.count_params(),

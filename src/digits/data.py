@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # only prepare reads raw MNIST; keeps download code out of th
     from digits.mnist import Mnist
 
 PREPARED_DIR = Path("data/prepared")
+IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10  # labels are the digits 0-9
 SPLITS = ("train", "val", "test")
 
@@ -90,7 +91,7 @@ def load_split(path: Path | str) -> Split:
     """Read one split, checking shapes and dtypes; errors say how to regenerate it."""
     fix = "run `dvc repro prepare` to regenerate it"
     images, labels = read_npz(path, ("images", "labels"), fix)
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
         raise DigitsError(
             f"{path}: images must be N x 28 x 28 uint8, got {images.shape} {images.dtype}: {fix}"
         )

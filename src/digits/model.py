@@ -17,11 +17,10 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from digits.data import NUM_CLASSES
+from digits.data import IMAGE_SHAPE, NUM_CLASSES
 from digits.errors import DigitsError
 from digits.params import AugmentationParams
 
-IMAGE_SHAPE = (28, 28)
 # Keras' default (0.99) leaves the moving statistics near their initial values after the few
 # hundred steps of a tuning trial, and inference then collapses to chance; 0.9 converges in ~50.
 BATCH_NORM_MOMENTUM = 0.9

@@ -32,9 +32,15 @@ TINY = {
 }
 
 
+def dvc_env() -> dict[str, str]:
+    """This environment, with the venv's `dvc` first on PATH."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def run(workdir: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        args, cwd=workdir, env=dvc_env(), capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -146,11 +152,11 @@ def test_the_offline_review_shows_both_revisions(project: Path, reproduced: str)
 
 
 def test_queued_experiments_run_in_parallel_from_tracked_files(
-    project: Path, reproduced: str
+    project: Path, reproduced: str, tmp_path: Path
 ) -> None:
     """Each queued experiment runs in a temporary copy holding only what Git and DVC track."""
     git(project, "add", "-A")
-    git(project, "commit", "-qm", "before the queue")
+    git(project, "commit", "--allow-empty", "-qm", "before the queue")
     run(
         project,
         "dvc",
@@ -163,13 +169,24 @@ def test_queued_experiments_run_in_parallel_from_tracked_files(
         "train.label_smoothing=0.0",
     )
     run(project, "dvc", "exp", "run", "--queue", "-n", "seed-7", "-S", "train.seed=7")
-    run(project, "dvc", "queue", "start", "-j", "2")
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        status = run(project, "dvc", "queue", "status")
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(5)
+    # The workers are daemons that outlive `dvc queue start`: give them a log file, not this
+    # test's pipes, and stop them at the end, since one can miss its empty-queue shutdown
+    # (https://github.com/treeverse/dvc/issues/10427) and would otherwise hold the pipes open.
+    with (tmp_path / "queue-start.log").open("w") as log:
+        started = subprocess.run(
+            ["dvc", "queue", "start", "-j", "2"], cwd=project, env=dvc_env(), stdout=log,
+            stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
+    assert started.returncode == 0, (tmp_path / "queue-start.log").read_text()
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            status = run(project, "dvc", "queue", "status")
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(5)
+    finally:
+        run(project, "dvc", "queue", "stop")
     assert status.count("Success") == 2, status
     experiments = json.loads(run(project, "dvc", "exp", "show", "--json"))
     names = json.dumps(experiments)

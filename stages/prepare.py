@@ -1,16 +1,23 @@
-"""Stage prepare: verified MNIST -> data/prepared/{train,val,test}.npz."""
+"""Stage prepare: verified MNIST -> the train, validation and test splits (.npz)."""
 
-from digits.cli import run_stage
-from digits.data import PREPARED_DIR, class_counts, save_split, split_mnist, split_path
+import argparse
+from pathlib import Path
+
+from digits.data import class_counts, save_split, split_mnist
+from digits.errors import run_stage
 from digits.mnist import load_mnist
 from digits.params import load_params
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="folder for {train,val,test}.npz")
+    args = parser.parse_args()
+
     params = load_params().prepare
     mnist = load_mnist(mirror=params.mirror)
     for name, split in split_mnist(mnist, params).items():
-        save_split(split, split_path(name, PREPARED_DIR))
+        save_split(split, args.out / f"{name}.npz")
         print(f"prepare: {name}: {len(split):,} images, per digit {class_counts(split.labels)}")
 
 

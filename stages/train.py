@@ -1,40 +1,42 @@
-"""Stage train: tuned hyperparameters + train/val splits -> models/model.keras and its curves."""
+"""Stage train: tuned hyperparameters + train/val splits -> the model, its curves and metrics.
 
+Work in progress lives beside the model in `<model>.checkpoints/<run key>/`, outside DVC's
+outputs, so a killed run resumes from its last finished epoch on the next `dvc repro`.
+"""
+
+import argparse
 from pathlib import Path
 
 from digits import runtime
-from digits.cli import run_stage
-from digits.data import load_splits
+from digits.data import load_split
+from digits.errors import run_stage
 from digits.files import write_json
-from digits.model import Hyperparameters
+from digits.hyperparameters import Hyperparameters
 from digits.params import load_params
-from digits.training import train_model
-
-BEST_HYPERPARAMETERS = Path("models/best_hyperparameters.json")
-MODEL = Path("models/model.keras")
-CHECKPOINTS = Path("models/checkpoints")
-CURVES = Path("plots/train")
-METRICS = Path("metrics/train.json")
+from digits.training import compile_for_training, discard_other_runs, publish, run_key, train_model
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train", type=Path, required=True, help="prepared training split")
+    parser.add_argument("--val", type=Path, required=True, help="prepared validation split")
+    parser.add_argument("--hyperparameters", type=Path, required=True, help="from tune (JSON)")
+    parser.add_argument("--model", type=Path, required=True, help="the trained model (.keras)")
+    parser.add_argument("--metrics", type=Path, required=True, help="training metrics (JSON)")
+    parser.add_argument("--curves", type=Path, required=True, help="DVCLive curves per epoch")
+    args = parser.parse_args()
+
     params = load_params()
     settings = runtime.configure(params.train.seed, params.runtime.threads)
-    hyperparameters = Hyperparameters.load(BEST_HYPERPARAMETERS)
-    splits = load_splits(names=("train", "val"))
-    result = train_model(
-        hyperparameters,
-        params.train,
-        splits["train"],
-        splits["val"],
-        threads=params.runtime.threads,
-        model_path=MODEL,
-        curves_dir=CURVES,
-        checkpoints_dir=CHECKPOINTS,
-    )
-    write_json(
-        METRICS, {**result.metrics(), "seed": settings["seed"], "threads": settings["threads"]}
-    )
+    hyperparameters = Hyperparameters.load(args.hyperparameters)
+    train, val = load_split(args.train), load_split(args.val)
+    model = compile_for_training(hyperparameters, params.train, train)
+    key = run_key(model, params.train, train, val, params.runtime.threads)
+    checkpoints = args.model.with_suffix(".checkpoints")
+    discard_other_runs(checkpoints, key, print)
+    result = train_model(model, params.train, train, val, checkpoints / key)
+    publish(checkpoints / key, args.model, args.curves)
+    write_json(args.metrics, {**result.metrics(), **settings})
     print(f"train: best val_accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}")
 
 

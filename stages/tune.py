@@ -1,40 +1,90 @@
-"""Stage tune: Bayesian search over tuner.space -> models/best_hyperparameters.json."""
+"""Stage tune: Bayesian search over tuner.space -> the best hyperparameters, metrics and plots.
 
+With `KERASTUNER_TUNER_ID` set, this command is instead one chief or worker of a distributed
+search (see `digits.processes`): it runs trials and writes no outputs.
+"""
+
+import argparse
+import os
+import sys
 from pathlib import Path
 
-from digits import runtime
-from digits.cli import run_stage
-from digits.data import load_splits
+from digits import oracle, runtime
+from digits.data import load_split
+from digits.errors import DigitsError, run_stage
 from digits.files import write_csv, write_json
+from digits.model import SELECTION_METRIC
 from digits.params import load_params
 from digits.plots import tuning_progress
-from digits.tuning import OBJECTIVE, run_search, summary_metrics, trial_table
-
-TUNER_STATE = Path("models/tuner")
-BEST_HYPERPARAMETERS = Path("models/best_hyperparameters.json")
-METRICS = Path("metrics/tune.json")
-TRIALS_TABLE = Path("plots/tune/trials.csv")
-PROGRESS_PNG = Path("plots/tune/progress.png")
+from digits.processes import run_cluster, run_in_chunks, wait_for_chief
+from digits.search import (
+    Search,
+    best_hyperparameters,
+    describe,
+    prune_searches,
+    run_trials,
+    summary_metrics,
+    trial_table,
+)
 
 
 def main() -> None:
-    params = load_params()
-    runtime.configure(params.tuner.seed, params.runtime.threads)
-    splits = load_splits(names=("train", "val"))
-    result = run_search(params.tuner, splits["train"], splits["val"], TUNER_STATE)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--train", type=Path, required=True, help="prepared training split")
+    parser.add_argument("--val", type=Path, required=True, help="prepared validation split")
+    parser.add_argument("--state", type=Path, required=True, help="search state (resumable)")
+    parser.add_argument("--best", type=Path, required=True, help="best hyperparameters (JSON)")
+    parser.add_argument("--metrics", type=Path, required=True, help="search metrics (JSON)")
+    parser.add_argument("--plots", type=Path, required=True, help="trials table and figures")
+    args = parser.parse_args()
 
-    write_json(BEST_HYPERPARAMETERS, result.best.to_dict())
-    write_json(METRICS, summary_metrics(result))
-    rows = trial_table(result)
-    write_csv(TRIALS_TABLE, rows)
+    params = load_params()
+    role = oracle.role()
+    address = oracle.oracle_address()
+    if address and not role and params.tuner.workers == 0:
+        raise DigitsError(
+            f"{oracle.ORACLE_IP} is set, so this machine would serve a distributed search, but "
+            "tuner.workers is 0: run with `-S tuner.workers=1` (or more), or unset "
+            f"{oracle.ORACLE_IP} and {oracle.ORACLE_PORT}"
+        )
+    if not role:  # Keras Tuner reads these itself; only the chief and workers may see them
+        for name in (oracle.ORACLE_IP, oracle.ORACLE_PORT):
+            os.environ.pop(name, None)
+    runtime.configure(params.tuner.seed, params.runtime.threads)
+    search = Search.prepare(params.tuner, load_split(args.train), load_split(args.val), args.state)
+    if role == "worker":
+        wait_for_chief(*address)
+    if role:
+        run_trials(search.tuner())
+        return
+
+    done = describe(search, print)
+    if done < search.planned_trials:
+        if params.tuner.workers:
+            run_cluster(search, [sys.executable, *sys.argv], address)
+        elif params.tuner.trials_per_process:
+            run_in_chunks(search, params.runtime.threads)
+        else:
+            run_trials(search.tuner())
+    records = search.completed()
+    best = best_hyperparameters(records)
+    prune_searches(search, print)
+
+    metrics = summary_metrics(records, best)
+    write_json(args.best, best.to_dict())
+    write_json(args.metrics, metrics)
+    rows = trial_table(records)
+    write_csv(args.plots / "trials.csv", rows)
     tuning_progress(
         [row["trial"] for row in rows],
         [row["score"] for row in rows],
         [row["best_so_far"] for row in rows],
-        PROGRESS_PNG,
-        OBJECTIVE,
+        args.plots / "progress.png",
+        SELECTION_METRIC,
     )
-    print(f"tune: best {OBJECTIVE} {result.best_score:.4f} with {result.best.to_dict()}")
+    print(
+        f"tune: best {SELECTION_METRIC} {metrics['best_val_accuracy']:.4f} with {metrics['best']}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The model and its training: raw uint8 in, reproducible weights, resume after a kill."""
+"""The model and its training: raw uint8 in, reproducible weights, a killed run resumes exactly."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import keras
@@ -10,32 +12,64 @@ import pytest
 
 from digits import runtime, training
 from digits.data import Split
+from digits.hyperparameters import Hyperparameters
 from digits.mnist import Mnist
-from digits.model import Hyperparameters, build_model, load_model
+from digits.model import build_model, load_model
 from digits.params import AugmentationParams, TrainParams
-from tests.conftest import assert_same_arrays
+from tests.helpers import assert_same_arrays
 
 SMALL = Hyperparameters(
     conv_blocks=2, convs_per_block=1, base_filters=8, kernel_size=3, batch_norm=True,
     dropout=0.2, dense_units=32, learning_rate=0.003,
 )  # fmt: skip
 AUGMENT = AugmentationParams(rotation_degrees=10, shift_fraction=0.1, zoom_fraction=0.1)
+PARAMS = TrainParams(
+    epochs=2, batch_size=64, learning_rate=None, warmup_epochs=0.5, label_smoothing=0.1,
+    early_stopping_patience=3, seed=7, augmentation=AUGMENT,
+)  # fmt: skip
+# Patience 1 and a learning rate high enough for validation loss to rise: stops early.
+STOPS_EARLY = dataclasses.replace(PARAMS, epochs=8, learning_rate=0.05, early_stopping_patience=1)
 
 
-def train_params(epochs: int) -> TrainParams:
-    return TrainParams(
-        epochs=epochs, batch_size=64, learning_rate=None, warmup_epochs=0.5,
-        label_smoothing=0.1, early_stopping_patience=3, seed=7, augmentation=AUGMENT,
-    )  # fmt: skip
+class Killed(Exception):
+    """Stands for the process being killed right after an epoch was saved."""
 
 
-def train(tmp_path: Path, splits: dict[str, Split], epochs: int, name: str) -> training.TrainResult:
-    runtime.configure(seed=7, threads=2)
-    return training.train_model(
-        SMALL, train_params(epochs), splits["train"], splits["val"], threads=2,
-        model_path=tmp_path / name / "model.keras", curves_dir=tmp_path / name / "curves",
-        checkpoints_dir=tmp_path / name / "checkpoints", report=lambda line: None,
-    )  # fmt: skip
+def train(tmp_path: Path, splits: dict[str, Split], params: TrainParams, name: str):
+    """One run of the train stage's steps into tmp_path/name; returns (result, model path)."""
+    keras.backend.clear_session()
+    runtime.configure(seed=params.seed, threads=2)
+    model = training.compile_for_training(SMALL, params, splits["train"])
+    key = training.run_key(model, params, splits["train"], splits["val"], threads=2)
+    work = tmp_path / name / "checkpoints" / key
+    result = training.train_model(
+        model, params, splits["train"], splits["val"], work, report=lambda line: None
+    )
+    out = tmp_path / name
+    training.publish(work, out / "model.keras", out / "curves")
+    return result, out
+
+
+def curves(folder: Path) -> dict[str, list[list[str]]]:
+    """Every DVCLive curve's (step, value) rows; the timestamp column differs between runs."""
+    tables = {}
+    for path in sorted((folder / "curves" / "plots" / "metrics").rglob("*.tsv")):
+        rows = [line.split("\t") for line in path.read_text().splitlines()]
+        header = rows[0]
+        keep = [header.index("step"), len(header) - 1]
+        tables[str(path.relative_to(folder))] = [[row[i] for i in keep] for row in rows]
+    return tables
+
+
+def kill_after_epoch(monkeypatch: pytest.MonkeyPatch, epochs: int) -> None:
+    save = training.SaveResumeState.on_epoch_end
+
+    def save_then_die(self: training.SaveResumeState, epoch: int, logs: dict | None = None) -> None:
+        save(self, epoch, logs)
+        if epoch + 1 == epochs:
+            raise Killed
+
+    monkeypatch.setattr(training.SaveResumeState, "on_epoch_end", save_then_die)
 
 
 def test_the_model_takes_raw_uint8_images_and_survives_save_and_load(tmp_path: Path) -> None:
@@ -52,45 +86,45 @@ def test_the_model_takes_raw_uint8_images_and_survives_save_and_load(tmp_path: P
 def test_two_runs_with_the_same_seed_give_identical_weights(
     tmp_path: Path, tiny_splits: dict[str, Split]
 ) -> None:
-    first = train(tmp_path, tiny_splits, epochs=1, name="a")
-    second = train(tmp_path, tiny_splits, epochs=1, name="b")
-    assert first.best_val_accuracy == second.best_val_accuracy
+    first, a = train(tmp_path, tiny_splits, PARAMS, "a")
+    second, b = train(tmp_path, tiny_splits, PARAMS, "b")
+    assert first == dataclasses.replace(second, seconds=first.seconds,
+                                        images_per_second=first.images_per_second)  # fmt: skip
     assert_same_arrays(
-        load_model(tmp_path / "a" / "model.keras").get_weights(),
-        load_model(tmp_path / "b" / "model.keras").get_weights(),
+        load_model(a / "model.keras").get_weights(), load_model(b / "model.keras").get_weights()
     )
-    assert (tmp_path / "a" / "curves" / "plots" / "metrics" / "eval" / "accuracy.tsv").is_file()
-    assert not (tmp_path / "a" / "checkpoints").exists(), "finished runs leave no work behind"
+    assert curves(a) == curves(b)
+    assert not (a / "checkpoints").exists(), "a published run leaves no work behind"
 
 
-def test_a_killed_run_resumes_from_its_last_epoch(
-    tmp_path: Path, tiny_splits: dict[str, Split], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("killed_after", [1, "the epoch before early stopping fires"])
+def test_a_killed_run_resumes_to_exactly_the_uninterrupted_result(
+    tmp_path: Path,
+    tiny_splits: dict[str, Split],
+    monkeypatch: pytest.MonkeyPatch,
+    killed_after: int | str,
 ) -> None:
-    save_state = training.SaveResumeState.on_epoch_end
+    """Bitwise: same weights, same curves, same metrics (timing aside), same stopping epoch."""
+    whole, whole_dir = train(tmp_path, tiny_splits, STOPS_EARLY, "whole")
+    assert whole.epochs_run < STOPS_EARLY.epochs, "the case needs a run that stops early"
+    kill_at = killed_after if isinstance(killed_after, int) else whole.epochs_run - 1
 
-    def killed_after_first_epoch(
-        self: training.SaveResumeState, epoch: int, logs: dict | None = None
-    ) -> None:
-        save_state(self, epoch, logs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(training.SaveResumeState, "on_epoch_end", killed_after_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train(tmp_path, tiny_splits, epochs=2, name="run")
-    assert not (tmp_path / "run" / "model.keras").exists(), "a killed run publishes nothing"
+    kill_after_epoch(monkeypatch, kill_at)
+    with pytest.raises(Killed):
+        train(tmp_path, tiny_splits, STOPS_EARLY, "resumed")
+    assert not (tmp_path / "resumed" / "model.keras").exists(), "a killed run publishes nothing"
     monkeypatch.undo()
-    keras.backend.clear_session()
+    resumed, resumed_dir = train(tmp_path, tiny_splits, STOPS_EARLY, "resumed")
 
-    result = train(tmp_path, tiny_splits, epochs=2, name="run")
-    assert result.resumed_from_epoch == 1
-    assert result.epochs_run == 2
-    assert (tmp_path / "run" / "model.keras").is_file()
-    steps = (
-        tmp_path / "run" / "curves" / "plots" / "metrics" / "eval" / "accuracy.tsv"
-    ).read_text()
-    assert len(steps.strip().splitlines()) == 3, (
-        "curves hold both epochs, before and after the kill"
+    untimed = {"seconds": 0.0, "images_per_second": 0.0}
+    assert dataclasses.replace(resumed, **untimed) == dataclasses.replace(whole, **untimed)
+    assert_same_arrays(
+        load_model(resumed_dir / "model.keras").get_weights(),
+        load_model(whole_dir / "model.keras").get_weights(),
     )
+    assert curves(resumed_dir) == curves(whole_dir)
+    summary = json.loads((resumed_dir / "curves" / "metrics.json").read_text())
+    assert summary == json.loads((whole_dir / "curves" / "metrics.json").read_text())
 
 
 def test_batch_norm_models_predict_well_after_a_short_run(

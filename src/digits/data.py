@@ -1,7 +1,8 @@
 """The prepared splits: train, validation (carved from MNIST's 60,000) and the untouched test set.
 
 Each split is a compressed `.npz` holding `images` (N x 28 x 28 uint8) and `labels` (N uint8).
-Pixels stay uint8 on disk and in memory; the model scales them (see `digits.model`).
+Pixels stay uint8 on disk and in memory; the model scales them (see `digits.model`). NumPy only:
+stages that read `.npz` files do not load TensorFlow.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
 from sklearn.model_selection import train_test_split
 
 from digits.errors import DigitsError
@@ -21,10 +21,8 @@ from digits.params import PrepareParams
 if TYPE_CHECKING:  # only prepare reads raw MNIST; keeps download code out of the training deps
     from digits.mnist import Mnist
 
-PREPARED_DIR = Path("data/prepared")
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10  # labels are the digits 0-9
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -45,21 +43,6 @@ class Split:
         keep = np.sort(keep)
         return Split(self.images[keep], self.labels[keep])
 
-    def batches(
-        self, batch_size: int, shuffle_seed: int | None = None, one_hot: bool = False
-    ) -> tf.data.Dataset:
-        """The split as a tf.data pipeline of (images, labels) batches, reshuffled every epoch
-        when `shuffle_seed` is given, with one-hot labels for losses that smooth them.
-
-        Fed NumPy arrays instead, Keras stalled ~10 s at the start of 2 of 6 epochs that followed
-        a predict pass (measured on 2 cores); fed this pipeline, it did not.
-        """
-        labels = np.eye(NUM_CLASSES, dtype="float32")[self.labels] if one_hot else self.labels
-        dataset = tf.data.Dataset.from_tensor_slices((self.images, labels))
-        if shuffle_seed is not None:
-            dataset = dataset.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
-        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
 
 def split_mnist(mnist: Mnist, params: PrepareParams) -> dict[str, Split]:
     """Stratified train/validation split of the training images; the test set as published."""
@@ -76,10 +59,6 @@ def split_mnist(mnist: Mnist, params: PrepareParams) -> dict[str, Split]:
         "val": Split(pool.images[np.sort(val_index)], pool.labels[np.sort(val_index)]),
         "test": test,
     }
-
-
-def split_path(name: str, directory: Path = PREPARED_DIR) -> Path:
-    return directory / f"{name}.npz"
 
 
 def save_split(split: Split, path: Path) -> None:
@@ -102,11 +81,17 @@ def load_split(path: Path | str) -> Split:
     return Split(images, labels)
 
 
-def load_splits(
-    directory: Path = PREPARED_DIR, names: tuple[str, ...] = SPLITS
-) -> dict[str, Split]:
-    return {name: load_split(split_path(name, directory)) for name in names}
-
-
 def class_counts(labels: np.ndarray) -> list[int]:
     return np.bincount(labels, minlength=NUM_CLASSES).tolist()
+
+
+# TRANSITIONAL (removed once every stage takes its paths on the command line)
+PREPARED_DIR = Path("data/prepared")
+
+
+def split_path(name: str, directory: Path = PREPARED_DIR) -> Path:
+    return directory / f"{name}.npz"
+
+
+def load_splits(directory: Path = PREPARED_DIR, names: tuple[str, ...] = ("train", "val", "test")) -> dict[str, Split]:
+    return {name: load_split(split_path(name, directory)) for name in names}

@@ -1,5 +1,23 @@
-"""The one exception type a user sees as a message rather than a traceback."""
+"""The one exception type a user sees as a message rather than a traceback, and the runner that
+shows it that way."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
 
 
 class DigitsError(Exception):
     """A problem with inputs, data or params; the message names it and says how to fix it."""
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run `main`; a `DigitsError` prints its message alone instead of a traceback (exit 1)."""
+    try:
+        main()
+    except DigitsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted: nothing was published; rerun to resume", file=sys.stderr)
+        sys.exit(130)

@@ -5,16 +5,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
-import inspect
 import io
 import json
 import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -56,12 +54,16 @@ def read_npz(path: Path | str, keys: tuple[str, ...], fix: str) -> list[np.ndarr
         raise DigitsError(f"{path} is unreadable or incomplete ({error}): {fix}") from None
 
 
-def source_digest(*modules: ModuleType) -> str:
-    """A hash of modules' source, so saved work is never resumed under different code."""
-    digest = hashlib.sha256()
-    for module in modules:
-        digest.update(Path(inspect.getfile(module)).read_bytes())
-    return digest.hexdigest()
+def content_key(definition: Any, arrays: Sequence[np.ndarray] = ()) -> str:
+    """A 16-hex-digit SHA-256 of a JSON-serialisable `definition` and the bytes of `arrays`.
+
+    Names saved work (a search, a training run) by what defines it, so that work is resumed
+    exactly when the same thing would be computed again, and never under other inputs.
+    """
+    digest = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode())
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def atomic_write_bytes(target: Path | str, data: bytes) -> None:

@@ -7,10 +7,7 @@ arrays and no preprocessing can drift between them.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,55 +16,15 @@ from keras import layers, ops
 
 from digits.data import IMAGE_SHAPE, NUM_CLASSES
 from digits.errors import DigitsError
+from digits.hyperparameters import Hyperparameters
 from digits.params import AugmentationParams
 
 # Keras' default (0.99) leaves the moving statistics near their initial values after the few
 # hundred steps of a tuning trial, and inference then collapses to chance; 0.9 converges in ~50.
 BATCH_NORM_MOMENTUM = 0.9
 
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    """One point of the search space: what tune writes and train reads."""
-
-    conv_blocks: int
-    convs_per_block: int
-    base_filters: int
-    kernel_size: int
-    batch_norm: bool
-    dropout: float
-    dense_units: int
-    learning_rate: float
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "hyperparameters") -> Hyperparameters:
-        names = {field.name for field in dataclasses.fields(cls)}
-        if set(values) != names:
-            missing = sorted(names - set(values))
-            unknown = sorted(set(values) - names)
-            raise DigitsError(
-                f"{source}: expected keys {sorted(names)}; missing {missing}, unknown {unknown}. "
-                "Rerun the tune stage: `dvc repro tune`"
-            )
-        return cls(**values)
-
-    @classmethod
-    def load(cls, path: Path | str) -> Hyperparameters:
-        path = Path(path)
-        try:
-            values = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise DigitsError(
-                f"{path} not found: run the tune stage first (`dvc repro tune`)"
-            ) from None
-        except json.JSONDecodeError as error:
-            raise DigitsError(
-                f"{path} is not valid JSON ({error}): rerun `dvc repro tune`"
-            ) from None
-        return cls.from_dict(values, str(path))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+# What both the search and the training select by: accuracy on the validation split.
+SELECTION_METRIC = "val_accuracy"
 
 
 @keras.saving.register_keras_serializable(package="digits")
@@ -182,14 +139,23 @@ def _augments(augmentation: AugmentationParams) -> bool:
     )
 
 
+def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer, loss: Any) -> None:
+    """Compile with the accuracy metric that `SELECTION_METRIC` reads on validation."""
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
 def load_model(path: Path | str) -> keras.Model:
-    """Load a trained model with a clear error when it is missing or unreadable."""
+    """Load a trained model; raises `DigitsError` saying how to get it back when it is missing
+    or unreadable (DVC deletes a stage's outputs before it reruns, so a killed `dvc repro train
+    --force` leaves none: `dvc checkout` restores the last committed one)."""
     path = Path(path)
+    restore = (
+        f"restore the last committed model with `dvc checkout {path}` (or `dvc pull {path}` "
+        "from the team's remote), or train one with `dvc repro train`"
+    )
     if not path.is_file():
-        raise DigitsError(f"{path} not found: run the train stage first (`dvc repro train`)")
+        raise DigitsError(f"{path} not found: {restore}")
     try:
         return keras.models.load_model(path)
     except Exception as error:
-        raise DigitsError(
-            f"{path} is not a readable Keras model ({error}); rerun `dvc repro train --force`"
-        ) from None
+        raise DigitsError(f"{path} is not a readable Keras model ({error}): {restore}") from None

@@ -3,6 +3,11 @@
 Every stage calls `load_params()` and reads only its own section. Any problem (unknown key,
 missing key, wrong type, value out of range) raises `ParamsError` naming the dotted key and what
 is allowed, before any work starts.
+
+The file is read as YAML 1.2, as DVC reads and writes it (`dvc exp run -S` writes `1e-05`, which
+YAML 1.1 readers such as PyYAML take for a string), and every number is accepted in any spelling
+YAML 1.2 gives it: `1e-05`, `0.00001`, `1E3`, `0x10`, `0o17`, `+5`, and `5.0` or `1e2` for an
+integer.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from digits.errors import DigitsError
+from digits.hyperparameters import Dimension, Hyperparameters
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -41,9 +48,15 @@ def _require(condition: bool, key: str, message: str) -> None:
 
 
 @dataclass(frozen=True)
-class Hyperparameter:
-    """One search dimension: a list of `values` to choose from, or a `min`..`max` range."""
+class SearchDimension:
+    """How one hyperparameter is searched: a list of `values`, or a `min`..`max` range.
 
+    Values are already converted to the dimension's type, and every combination Keras Tuner
+    would refuse at search time (mixed types in a choice, `step <= 1` with log sampling, ...)
+    is refused here, at load.
+    """
+
+    name: str
     values: tuple[Any, ...] | None = None
     min: Any = None
     max: Any = None
@@ -51,85 +64,130 @@ class Hyperparameter:
     sampling: Literal["linear", "log"] = "linear"
 
     @property
+    def kind(self) -> type:
+        """int, float or bool, as `Hyperparameters` declares the field."""
+        return typing.get_type_hints(Hyperparameters)[self.name]
+
+    @property
     def is_choice(self) -> bool:
         return self.values is not None
 
-    def check(self, kind: type, lowest: float, highest: float) -> None:
-        """Validate against the dimension's type (`kind`) and its allowed bounds."""
+    @property
+    def size(self) -> float:
+        """How many distinct values the dimension can take (`math.inf` for a continuous one)."""
         if self.is_choice:
-            _require(
-                self.min is None and self.max is None and self.step is None,
-                "values",
-                "give either `values` or `min`/`max`, not both",
-            )
-            _require(len(self.values) > 0, "values", "must list at least one value")
-            for value in self.values:
-                _require(
-                    _is_kind(value, kind),
-                    "values",
-                    f"must all be {kind.__name__}, got {value!r}",
-                )
-                if kind is not bool:
-                    _require(
-                        lowest <= value <= highest,
-                        "values",
-                        f"must lie in [{lowest}, {highest}], got {value!r}",
-                    )
-            return
-        _require(kind is not bool, "values", "a yes/no dimension takes `values: [true, false]`")
-        _require(self.min is not None, "min", "is missing (or give `values`)")
-        _require(self.max is not None, "max", "is missing (or give `values`)")
-        for key in ("min", "max"):
-            value = getattr(self, key)
-            _require(_is_kind(value, kind), key, f"must be {kind.__name__}, got {value!r}")
-            _require(
-                lowest <= value <= highest, key, f"must lie in [{lowest}, {highest}], got {value}"
-            )
-        _require(self.min <= self.max, "min", f"({self.min}) must not exceed max ({self.max})")
-        if self.step is not None:
-            _require(self.step > 0, "step", f"must be > 0, got {self.step}")
+            return len(self.values)
+        if self.min == self.max:
+            return 1
+        if self.step is None:
+            return math.inf if self.kind is float else self.max - self.min + 1
         if self.sampling == "log":
-            _require(self.min > 0, "min", "must be > 0 with sampling: log")
+            return int(math.log(self.max / self.min, self.step) + 1e-8) + 1
+        return int((self.max - self.min) // self.step) + 1
 
 
-def _is_kind(value: Any, kind: type) -> bool:
+def _parse_dimension(dimension: Dimension, raw: Any) -> SearchDimension:
+    """Check one `tuner.space` entry against its dimension; raises `_Invalid` with a sub-key."""
+    kind, name = dimension.kind, dimension.name
+    _require(
+        isinstance(raw, dict), "", f"must be a mapping with `values` or `min`/`max`, got {raw!r}"
+    )
+    unknown = sorted(set(raw) - {"values", "min", "max", "step", "sampling"})
+    _require(
+        not unknown,
+        unknown[0] if unknown else "",
+        "unknown key; allowed: values, min, max, step, sampling",
+    )
+    in_range = f"[{dimension.lowest}, {dimension.highest}]"
+    if "values" in raw:
+        _require(
+            not {"min", "max", "step", "sampling"} & set(raw),
+            "values",
+            "give either `values` or `min`/`max` (+ `step`, `sampling`), not both",
+        )
+        listed = raw["values"]
+        _require(
+            isinstance(listed, list) and listed,
+            "values",
+            f"must be a non-empty list, got {listed!r}",
+        )
+        values = tuple(_value(item, kind, "values") for item in listed)
+        _require(len(set(values)) == len(values), "values", f"lists a value twice: {listed}")
+        if kind is not bool:
+            for value in values:
+                _require(
+                    dimension.lowest <= value <= dimension.highest,
+                    "values",
+                    f"must lie in {in_range}, got {value!r}",
+                )
+        return SearchDimension(name, values=values)
+    _require(kind is not bool, "values", "a yes/no dimension takes `values: [true, false]`")
+    for key in ("min", "max"):
+        _require(key in raw, key, "is missing (or give `values`)")
+    low, high = _value(raw["min"], kind, "min"), _value(raw["max"], kind, "max")
+    for key, value in (("min", low), ("max", high)):
+        _require(
+            dimension.lowest <= value <= dimension.highest,
+            key,
+            f"must lie in {in_range}, got {value}",
+        )
+    _require(low <= high, "min", f"({low}) must not exceed max ({high})")
+    sampling = raw.get("sampling", "linear")
+    _require(sampling in ("linear", "log"), "sampling", f"must be linear or log, got {sampling!r}")
+    step = None if raw.get("step") is None else _value(raw["step"], kind, "step")
+    if sampling == "log":
+        _require(low > 0, "min", "must be > 0 with sampling: log")
+        _require(
+            step is None or step > 1,
+            "step",
+            f"must be > 1 with sampling: log (it multiplies: min, min*step, ...), got {step}",
+        )
+    else:
+        _require(step is None or step > 0, "step", f"must be > 0, got {step}")
+    return SearchDimension(name, min=low, max=high, step=step, sampling=sampling)
+
+
+def _value(raw: Any, kind: type, key: str) -> Any:
     if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+        _require(isinstance(raw, bool), key, f"must be true or false, got {raw!r}")
+        return raw
+    return _number(raw, kind, key)
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The model family Keras Tuner searches; see `digits.model.build_model`."""
+    """What Keras Tuner searches: one `SearchDimension` per field of `Hyperparameters`, in order."""
 
-    conv_blocks: Hyperparameter
-    convs_per_block: Hyperparameter
-    base_filters: Hyperparameter
-    kernel_size: Hyperparameter
-    batch_norm: Hyperparameter
-    dropout: Hyperparameter
-    dense_units: Hyperparameter
-    learning_rate: Hyperparameter
+    dimensions: tuple[SearchDimension, ...]
 
-    BOUNDS: typing.ClassVar[dict[str, tuple[type, float, float]]] = {
-        "conv_blocks": (int, 1, 3),
-        "convs_per_block": (int, 1, 3),
-        "base_filters": (int, 4, 256),
-        "kernel_size": (int, 2, 7),
-        "batch_norm": (bool, 0, 1),
-        "dropout": (float, 0.0, 0.9),
-        "dense_units": (int, 8, 2048),
-        "learning_rate": (float, 1e-6, 1.0),
-    }
+    def __getitem__(self, name: str) -> SearchDimension:
+        return next(dimension for dimension in self.dimensions if dimension.name == name)
 
-    def __post_init__(self) -> None:
-        for name, (kind, lowest, highest) in self.BOUNDS.items():
+    @property
+    def size(self) -> float:
+        """The number of distinct points (`math.inf` if any dimension is continuous)."""
+        return math.prod(dimension.size for dimension in self.dimensions)
+
+    @classmethod
+    def parse(cls, raw: Any, key: str) -> SearchSpace:
+        _require(isinstance(raw, dict), key, f"must be a mapping, got {raw!r}")
+        dimensions = Hyperparameters.dimensions()
+        names = [dimension.name for dimension in dimensions]
+        unknown = sorted(set(raw) - set(names))
+        _require(
+            not unknown,
+            f"{key}.{unknown[0]}" if unknown else key,
+            f"unknown dimension; the model has: {', '.join(names)}",
+        )
+        parsed = []
+        for dimension in dimensions:
+            _require(dimension.name in raw, f"{key}.{dimension.name}", "is missing")
             try:
-                getattr(self, name).check(kind, lowest, highest)
+                parsed.append(_parse_dimension(dimension, raw[dimension.name]))
             except _Invalid as error:
-                raise _Invalid(f"{name}.{error.key}", error.message) from None
+                sub = f".{error.key}" if error.key else ""
+                raise _Invalid(f"{key}.{dimension.name}{sub}", error.message) from None
+        return cls(tuple(parsed))
 
 
 @dataclass(frozen=True)
@@ -339,15 +397,22 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
     """Read and validate the whole params file; raise `ParamsError` on the first problem."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ParamsError(f"{path} not found: run the stage from the repository root") from None
-    except yaml.YAMLError as error:
+    try:
+        raw = _yaml_1_2(text)
+    except YAMLError as error:
         raise ParamsError(f"{path} is not valid YAML: {error}") from None
     return parse_params(raw, source=str(path))
 
 
+def _yaml_1_2(text: str) -> Any:
+    return YAML(typ="safe", pure=True).load(text)
+
+
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate already-parsed YAML; raise `ParamsError` naming the first bad key."""
     try:
         return _build(Params, raw, "")
     except _Invalid as error:
@@ -366,11 +431,9 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
             f"unknown key; allowed keys here: {', '.join(fields)}",
         )
     values = {}
-    for name, field in fields.items():
+    for name in fields:
         key = f"{prefix}{name}"
         if name not in raw:
-            if field.default is not dataclasses.MISSING:
-                continue
             raise _Invalid(key, "is missing")
         values[name] = _convert(hints[name], raw[name], key)
     try:
@@ -388,35 +451,39 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
             return None
         (inner,) = [option for option in options if option is not type(None)]
         return _convert(inner, value, key)
-    if origin is Literal:
-        allowed = typing.get_args(hint)
-        _require(value in allowed, key, f"must be one of {list(allowed)}, got {value!r}")
-        return value
-    if origin is tuple:
-        _require(isinstance(value, list), key, f"must be a list, got {value!r}")
-        return tuple(value)
+    if hint is SearchSpace:
+        return SearchSpace.parse(value, key)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, f"{key}.")
-    if hint is Any:
-        return value
     if hint is bool:
         _require(isinstance(value, bool), key, f"must be true or false, got {value!r}")
-    elif hint is int:
-        _require(_is_kind(value, int), key, f"must be an integer, got {value!r}")
-    elif hint is float:
-        if isinstance(value, str):
-            value = _float_from_text(value, key)
-        _require(_is_kind(value, float), key, f"must be a number, got {value!r}")
-        value = float(value)
-        _require(math.isfinite(value), key, f"must be finite, got {value}")
+    elif hint in (int, float):
+        return _number(value, hint, key)
     elif hint is str:
         _require(isinstance(value, str), key, f"must be a string, got {value!r}")
     return value
 
 
-def _float_from_text(text: str, key: str) -> float:
-    """YAML 1.1 reads `1e-3` as a string; accept any text that is plainly a number."""
-    try:
-        return float(text)
-    except ValueError:
-        raise _Invalid(key, f"must be a number, got {text!r}") from None
+def _number(value: Any, kind: type, key: str) -> int | float:
+    """`value` as `kind` (int or float), from any YAML 1.2 spelling of a number.
+
+    Quoted numbers are read as YAML 1.2 would read them unquoted; an integer accepts a float
+    with no fractional part (`1e2`); true/false is not a number.
+    """
+    if isinstance(value, str):
+        try:
+            parsed = _yaml_1_2(value)
+        except YAMLError:
+            parsed = value
+        value = parsed if isinstance(parsed, (int, float)) else value
+    what = "an integer" if kind is int else "a number"
+    _require(
+        isinstance(value, (int, float)) and not isinstance(value, bool),
+        key,
+        f"must be {what}, got {value!r}",
+    )
+    _require(math.isfinite(value), key, f"must be finite, got {value}")
+    if kind is int:
+        _require(float(value).is_integer(), key, f"must be an integer, got {value!r}")
+        return int(value)
+    return float(value)

@@ -1,19 +1,20 @@
 """Train the tuned CNN with augmentation, a warm-up + cosine schedule and label smoothing.
 
 The validation split only selects the checkpoint; the test set is never seen here. Work in
-progress lives in `models/checkpoints/<run key>/` (last epoch, best epoch, curves): a killed run
-with the same params and data resumes from its last finished epoch, and only a finished run
-publishes `models/model.keras` (verified, then renamed into place) and its curves.
+progress lives in a work folder named by the run's key (see `run_key`): after every epoch it
+holds the full model with optimizer state, the best epoch so far, the curves and the callbacks'
+state. A killed run resumes from its last finished epoch and ends bitwise equal to an
+uninterrupted one: batches and augmentation are drawn from (seed, epoch), and early stopping
+and checkpoint selection carry their state across the restart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,22 +26,31 @@ import numpy as np
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from digits import data as data_module
-from digits import model as model_module
+from digits.batches import ordered_batches, shuffled_batches, steps_per_epoch
 from digits.data import Split
-from digits.files import atomic_path, source_digest, write_json
-from digits.model import Hyperparameters, build_model, load_model
+from digits.files import atomic_path, content_key, write_json
+from digits.hyperparameters import Hyperparameters
+from digits.model import SELECTION_METRIC, build_model, compile_model, load_model
 from digits.params import TrainParams
 
-MONITOR = "val_accuracy"
+LAST = "last.keras"
+BEST = "best.keras"
+STATE = "state.json"
+CURVES = "live"
+# Counter offset between epochs in every random-number generator of the model: far more draws
+# than an epoch makes (a few per step), so epochs never share random numbers.
+DRAWS_PER_EPOCH = 1_000_000
 
 
 def learning_rate_schedule(
-    peak: float, params: TrainParams, steps_per_epoch: int
+    peak: float, params: TrainParams, steps: int
 ) -> keras.optimizers.schedules.LearningRateSchedule:
-    """Linear warm-up from peak/10 to `peak`, then cosine decay to peak/100."""
-    warmup_steps = round(params.warmup_epochs * steps_per_epoch)
-    total_steps = params.epochs * steps_per_epoch
+    """Linear warm-up from peak/10 to `peak` over `warmup_epochs`, then cosine decay to peak/100.
+
+    `steps` is the number of optimizer steps per epoch.
+    """
+    warmup_steps = round(params.warmup_epochs * steps)
+    total_steps = params.epochs * steps
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak / 10 if warmup_steps else peak,
         decay_steps=max(total_steps - warmup_steps, 1),
@@ -50,31 +60,24 @@ def learning_rate_schedule(
     )
 
 
-def compile_for_training(hp: Hyperparameters, params: TrainParams, train_size: int) -> keras.Model:
+def compile_for_training(hp: Hyperparameters, params: TrainParams, train: Split) -> keras.Model:
     model = build_model(hp, params.augmentation, seed=params.seed)
-    steps_per_epoch = math.ceil(train_size / params.batch_size)
     peak = params.learning_rate or hp.learning_rate
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate_schedule(peak, params, steps_per_epoch)),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing),
-        metrics=["accuracy"],
+    schedule = learning_rate_schedule(peak, params, steps_per_epoch(train, params.batch_size))
+    compile_model(
+        model,
+        keras.optimizers.Adam(schedule),
+        keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing),
     )
     return model
 
 
-def run_key(
-    hp: Hyperparameters, params: TrainParams, train: Split, val: Split, threads: int
-) -> str:
-    """Identifies a training run, so a resume never mixes runs with different inputs or code."""
-    code = source_digest(data_module, model_module, sys.modules[__name__])
-    digest = hashlib.sha256(
-        json.dumps(
-            [hp.to_dict(), dataclasses.asdict(params), threads, code], sort_keys=True
-        ).encode()
-    )
-    for array in (train.images, train.labels, val.images, val.labels):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()[:16]
+def run_key(model: keras.Model, params: TrainParams, train: Split, val: Split, threads: int) -> str:
+    """Names a training run by what defines its result: the compiled model's architecture, the
+    recipe, the data and the thread count (results are reproducible per thread count), never
+    source bytes, so an edit that builds the same model keeps the run."""
+    definition = [model.to_json(), dataclasses.asdict(params), threads]
+    return content_key(definition, [train.images, train.labels, val.images, val.labels])
 
 
 class LogLearningRate(keras.callbacks.Callback):
@@ -87,45 +90,82 @@ class LogLearningRate(keras.callbacks.Callback):
             )
 
 
-class SaveResumeState(keras.callbacks.Callback):
-    """After every epoch: the full model (with optimizer state) and the best epoch so far."""
+class SeedByEpoch(keras.callbacks.Callback):
+    """Sets every random generator of the model (augmentation, dropout) from (seed, epoch).
 
-    def __init__(self, work_dir: Path, best: float, best_epoch: int) -> None:
-        super().__init__()
-        self.work_dir = work_dir
-        self.best = best
-        self.best_epoch = best_epoch
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        score = float((logs or {}).get(MONITOR, -np.inf))
-        if score > self.best:
-            self.best, self.best_epoch = score, epoch + 1
-        with atomic_path(self.work_dir / "last.keras") as temporary:
-            self.model.save(temporary)
-        write_json(
-            self.work_dir / "state.json",
-            {"epochs_done": epoch + 1, "best": self.best, "best_epoch": self.best_epoch},
-        )
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
+    Keras does not save a `SeedGenerator`'s counter with the model, so a resumed run would
+    otherwise replay the first epoch's random numbers.
+    """
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.start = time.perf_counter()
+        for variable in self.model.non_trainable_variables:
+            if variable.path.endswith("seed_generator_state"):
+                seed = keras.ops.convert_to_numpy(variable)[0]
+                variable.assign(np.array([seed, epoch * DRAWS_PER_EPOCH], dtype=variable.dtype))
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping on validation loss whose wait count and best value survive a restart
+    (Keras resets them in `on_train_begin`).
+
+    It watches loss, not accuracy: accuracy on 5,000 images moves in steps of 0.02% and can peak
+    by luck early in the schedule, which would end the run before the decay.
+    """
+
+    def __init__(self, patience: int, state: dict[str, Any] | None) -> None:
+        super().__init__(monitor="val_loss", mode="min", patience=patience)
+        self.saved = state
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_begin(logs)
+        if self.saved:
+            self.wait, self.best, self.best_epoch = (
+                self.saved["wait"],
+                self.saved["best"],
+                self.saved["best_epoch"],
+            )
+
+    def state(self) -> dict[str, Any]:
+        return {"wait": self.wait, "best": float(self.best), "best_epoch": self.best_epoch}
+
+
+class SaveResumeState(keras.callbacks.Callback):
+    """After every epoch: the full model (with optimizer state), the best epoch so far, the early
+    stopping state and the epoch durations (seconds), so a restart continues exactly."""
+
+    def __init__(
+        self, work_dir: Path, state: dict[str, Any], stopping: ResumableEarlyStopping
+    ) -> None:
+        super().__init__()
+        self.work_dir = work_dir
+        self.state = state
+        self.stopping = stopping
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.seconds.append(time.perf_counter() - self.start)
+        score = float((logs or {}).get(SELECTION_METRIC, -np.inf))
+        if score > self.state["best"]:
+            self.state.update(best=score, best_epoch=epoch + 1)
+            with atomic_path(self.work_dir / BEST) as temporary:
+                self.model.save(temporary)
+        self.state["epoch_seconds"].append(time.perf_counter() - self.started)
+        self.state["epochs_done"] = epoch + 1
+        self.state["early_stopping"] = self.stopping.state()
+        with atomic_path(self.work_dir / LAST) as temporary:
+            self.model.save(temporary)
+        write_json(self.work_dir / STATE, self.state)
 
 
 @dataclass(frozen=True)
 class TrainResult:
+    """What a finished run reports; `seconds` and `images_per_second` count training epochs
+    with their validation pass, summed over every process that worked on the run."""
+
     best_val_accuracy: float
     best_epoch: int
     epochs_run: int
-    resumed_from_epoch: int
     seconds: float
     images_per_second: float
     parameters: int
@@ -135,83 +175,91 @@ class TrainResult:
 
 
 def train_model(
-    hp: Hyperparameters,
+    model: keras.Model,
     params: TrainParams,
     train: Split,
     val: Split,
-    threads: int,
-    model_path: Path,
-    curves_dir: Path,
-    checkpoints_dir: Path,
+    work_dir: Path,
     report: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train (or resume) and publish the best checkpoint to `model_path`, curves to `curves_dir`."""
-    key = run_key(hp, params, train, val, threads)
-    work_dir = checkpoints_dir / key
-    state_file = work_dir / "state.json"
-    if state_file.is_file() and (work_dir / "last.keras").is_file():
-        state = json.loads(state_file.read_text())
-        model = load_model(work_dir / "last.keras")
-        initial_epoch, best, best_epoch = state["epochs_done"], state["best"], state["best_epoch"]
-        report(f"train: resuming run {key} after epoch {initial_epoch} (best {MONITOR} {best:.4f})")
+    """Train `model` (from `compile_for_training`) in `work_dir`, or resume the run that
+    `work_dir` holds from its last finished epoch.
+
+    `train` and `val` hold N x 28 x 28 uint8 images and N uint8 labels. On return `work_dir`
+    holds the best epoch's model (`best.keras`) and the curves (`live/`); see `publish`.
+    """
+    state = _load_state(work_dir)
+    if state:
+        model = load_model(work_dir / LAST)
+        report(
+            f"train: resuming after epoch {state['epochs_done']} "
+            f"(best {SELECTION_METRIC} {state['best']:.4f})"
+        )
     else:
-        shutil.rmtree(checkpoints_dir, ignore_errors=True)
-        work_dir.mkdir(parents=True)
-        model = compile_for_training(hp, params, len(train))
-        initial_epoch, best, best_epoch = 0, -np.inf, 0
-        report(f"train: run {key}: {model.count_params():,} parameters, {len(train):,} images")
-
-    timer = EpochTimer()
-    resume_state = SaveResumeState(work_dir, best, best_epoch)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        state = {"epochs_done": 0, "best": -math.inf, "best_epoch": 0, "epoch_seconds": []}
+        report(f"train: {model.count_params():,} parameters, {len(train):,} images")
+    first = state["epochs_done"]
+    stopping = ResumableEarlyStopping(params.early_stopping_patience, state.get("early_stopping"))
+    live = Live(str(work_dir / CURVES), resume=first > 0, dvcyaml=None, save_dvc_exp=False)
+    live.step = first  # DVCLive resumes a run stopped after step 0 at step 0 again, not 1
     callbacks = [
+        SeedByEpoch(),
         LogLearningRate(),
-        timer,
-        keras.callbacks.ModelCheckpoint(
-            work_dir / "best.keras",
-            monitor=MONITOR,
-            mode="max",
-            save_best_only=True,
-            initial_value_threshold=None if initial_epoch == 0 else best,
-        ),
-        # Stops on validation loss: accuracy on 5,000 images moves in steps of 0.02% and can
-        # peak by luck early in the schedule, which would end the run before the decay.
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", mode="min", patience=params.early_stopping_patience
-        ),
-        DVCLiveCallback(
-            live=Live(
-                str(work_dir / "live"),
-                resume=initial_epoch > 0,
-                dvcyaml=None,
-                save_dvc_exp=False,
-                report=None,
-            )
-        ),
-        resume_state,
+        stopping,
+        DVCLiveCallback(live=live),
+        SaveResumeState(work_dir, state, stopping),
     ]
-    history = model.fit(
-        train.batches(params.batch_size, shuffle_seed=params.seed, one_hot=True),
-        validation_data=val.batches(params.batch_size, one_hot=True),
-        epochs=params.epochs,
-        initial_epoch=initial_epoch,
-        shuffle=False,  # the dataset reshuffles itself every epoch
-        callbacks=callbacks,
-        verbose=2,
-    )
-
-    with atomic_path(model_path, verify=load_model) as temporary:
-        shutil.copyfile(work_dir / "best.keras", temporary)
-    with atomic_path(curves_dir) as temporary:
-        shutil.copytree(work_dir / "live", temporary)
-    shutil.rmtree(checkpoints_dir, ignore_errors=True)
-
-    seconds = float(sum(timer.seconds))
+    if first < params.epochs and not state.get("stopped"):
+        model.fit(
+            shuffled_batches(train, params.batch_size, params.seed, range(first, params.epochs),
+                             one_hot=True),
+            validation_data=ordered_batches(val, params.batch_size, one_hot=True),
+            epochs=params.epochs,
+            initial_epoch=first,
+            steps_per_epoch=steps_per_epoch(train, params.batch_size),
+            callbacks=callbacks,
+            shuffle=False,  # the batches are already in each epoch's seeded order
+            verbose=2,
+        )  # fmt: skip
+        state["stopped"] = True
+        write_json(work_dir / STATE, state)
+    seconds = float(sum(state["epoch_seconds"]))
     return TrainResult(
-        best_val_accuracy=round(resume_state.best, 6),
-        best_epoch=resume_state.best_epoch,
-        epochs_run=initial_epoch + len(history.epoch),
-        resumed_from_epoch=initial_epoch,
+        best_val_accuracy=round(state["best"], 6),
+        best_epoch=state["best_epoch"],
+        epochs_run=state["epochs_done"],
         seconds=round(seconds, 1),
-        images_per_second=round(len(train) * len(timer.seconds) / seconds, 1) if seconds else 0.0,
+        images_per_second=round(len(train) * state["epochs_done"] / seconds, 1) if seconds else 0.0,
         parameters=model.count_params(),
     )
+
+
+def _load_state(work_dir: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads((work_dir / STATE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return state if (work_dir / LAST).is_file() else None
+
+
+def publish(work_dir: Path, model_path: Path, curves_dir: Path) -> None:
+    """Put the best epoch's model and the curves in place, each verified, then renamed; then
+    remove `work_dir`: a published run leaves no work behind."""
+    with atomic_path(model_path, verify=load_model) as temporary:
+        shutil.copyfile(work_dir / BEST, temporary)
+    with atomic_path(curves_dir) as temporary:
+        shutil.copytree(work_dir / CURVES, temporary)
+    shutil.rmtree(work_dir)
+    with contextlib.suppress(OSError):
+        work_dir.parent.rmdir()  # only when no other run is left in it
+
+
+def discard_other_runs(checkpoints_dir: Path, key: str, report: Callable[[str], None]) -> None:
+    """Remove unfinished runs of other definitions: they can never be resumed by this one."""
+    if not checkpoints_dir.is_dir():
+        return
+    for other in sorted(checkpoints_dir.iterdir()):
+        if other.name != key:
+            report(f"train: removing unfinished run {other.name} (other params, data or model)")
+            shutil.rmtree(other, ignore_errors=True)

@@ -1,0 +1,86 @@
+"""The hyperparameters of the CNN family: the one definition of every search dimension.
+
+`Hyperparameters` lists each dimension once, with its type and the range params.yaml may search.
+`digits.params` validates `tuner.space` against it, the tuner declares one Keras Tuner
+hyperparameter per field, and `digits.model.build_model` reads the values. Free of TensorFlow,
+so validating params loads nothing heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from digits.errors import DigitsError
+
+
+def _dimension(lowest: float, highest: float) -> Any:
+    return field(metadata={"range": (lowest, highest)})
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searchable hyperparameter: its name, Python type and the widest range allowed."""
+
+    name: str
+    kind: type  # int, float or bool
+    lowest: float
+    highest: float
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """One point of the search space: what tune writes and train reads."""
+
+    conv_blocks: int = _dimension(1, 3)
+    convs_per_block: int = _dimension(1, 3)
+    base_filters: int = _dimension(4, 256)  # filters of the first block; each block doubles them
+    kernel_size: int = _dimension(2, 7)
+    batch_norm: bool = _dimension(0, 1)
+    dropout: float = _dimension(0.0, 0.9)
+    dense_units: int = _dimension(8, 2048)
+    learning_rate: float = _dimension(1e-6, 1.0)  # Adam's peak learning rate
+
+    @classmethod
+    def dimensions(cls) -> list[Dimension]:
+        hints = typing.get_type_hints(cls)
+        return [
+            Dimension(item.name, hints[item.name], *item.metadata["range"])
+            for item in dataclasses.fields(cls)
+        ]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "hyperparameters") -> Hyperparameters:
+        """Raises `DigitsError` naming missing or unknown keys."""
+        names = {item.name for item in dataclasses.fields(cls)}
+        if set(values) != names:
+            missing = sorted(names - set(values))
+            unknown = sorted(set(values) - names)
+            raise DigitsError(
+                f"{source}: expected keys {sorted(names)}; missing {missing}, unknown {unknown}. "
+                "Rerun the tune stage: `dvc repro tune`"
+            )
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: Path | str) -> Hyperparameters:
+        """Read the JSON that tune writes; raises `DigitsError` when missing or unreadable."""
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DigitsError(
+                f"{path} not found: run the tune stage first (`dvc repro tune`)"
+            ) from None
+        except json.JSONDecodeError as error:
+            raise DigitsError(
+                f"{path} is not valid JSON ({error}): rerun `dvc repro tune`"
+            ) from None
+        return cls.from_dict(values, str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

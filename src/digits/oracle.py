@@ -1,0 +1,105 @@
+"""Every use of Keras Tuner internals, in one place, for the version pinned in pyproject.toml.
+
+- `ResumableBayesianOracle` reseeds `_random_state` per trial and reorders `trials` on reload,
+  so a search resumed or split across processes proposes what an uninterrupted one does.
+- `read_trials` loads trial files the way `Oracle.reload` does.
+- `role` reads the distributed-tuning environment through `keras_tuner.src.distribute.utils`
+  (`has_chief_oracle`, `is_chief_oracle`; not exported by `keras_tuner` itself).
+
+`tests/test_oracle.py` is the canary: it fails when an upgrade changes any of these.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import keras_tuner as kt
+import numpy as np
+from keras_tuner.src.distribute import utils as distribute_utils
+
+from digits.errors import DigitsError
+
+PINNED_VERSION = "1.4.8"
+TUNER_ID = "KERASTUNER_TUNER_ID"
+ORACLE_IP = "KERASTUNER_ORACLE_IP"
+ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
+
+
+class ResumableBayesianOracle(kt.oracles.BayesianOptimizationOracle):
+    """Bayesian optimization whose proposals do not depend on how often the search was resumed.
+
+    Keras Tuner draws the acquisition's random restarts from a generator it never saves, and
+    reloads trials in filesystem order, so a reloaded search proposes other trials than an
+    uninterrupted one. Seeding by trial number and reloading in trial order make the proposal a
+    function of the seed and the trials so far.
+    """
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        self._random_state = np.random.RandomState(self.seed + len(self.trials))
+        return super().populate_space(trial_id)
+
+    def reload(self) -> None:
+        """A Gaussian process fitted to the same trials in another row order proposes a
+        slightly different point (learning rates differed in the fourth digit)."""
+        super().reload()
+        self.trials = dict(sorted(self.trials.items(), key=lambda item: int(item[0])))
+
+
+def read_trials(project: Path) -> list[kt.engine.trial.Trial]:
+    """The completed, scored trials saved in a search's folder, in trial order.
+
+    Safe to call while a chief writes the folder: a trial file caught mid-write is skipped.
+    """
+    trials = []
+    for path in project.glob("trial_*/trial.json"):
+        try:
+            trial = kt.engine.trial.Trial.load(str(path))
+        except (OSError, json.JSONDecodeError, KeyError):
+            continue
+        if trial.status == "COMPLETED" and trial.score is not None:
+            trials.append(trial)
+    return sorted(trials, key=lambda trial: int(trial.trial_id))
+
+
+def role() -> Literal["chief", "worker"] | None:
+    """This process's part in a Keras Tuner chief/worker search, from the environment.
+
+    Raises `DigitsError` naming the variable when the environment is incomplete.
+    """
+    if TUNER_ID not in os.environ:
+        return None
+    if ORACLE_IP not in os.environ or ORACLE_PORT not in os.environ:
+        raise DigitsError(
+            f"{TUNER_ID}={os.environ[TUNER_ID]} makes this process a tuning worker, but "
+            f"{ORACLE_IP} and {ORACLE_PORT} (the chief's address) are not both set: set them to "
+            "the address the chief serves on"
+        )
+    oracle_address()
+    return "chief" if distribute_utils.is_chief_oracle() else "worker"
+
+
+def oracle_address() -> tuple[str, int] | None:
+    """(host, port) from the environment, or None when neither variable is set.
+
+    Raises `DigitsError` when only one is set or the port is not a port number.
+    """
+    host, port = os.environ.get(ORACLE_IP), os.environ.get(ORACLE_PORT)
+    if host is None and port is None:
+        return None
+    if not host or not port:
+        given, missing = (ORACLE_IP, ORACLE_PORT) if host else (ORACLE_PORT, ORACLE_IP)
+        raise DigitsError(
+            f"{given} is set but {missing} is not: a distributed search needs both the chief's "
+            "IP address and its port (for example 127.0.0.1 and 8000)"
+        )
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise DigitsError(f"{ORACLE_PORT}={port!r} is not a port number in [1, 65535]")
+    return host, int(port)
+
+
+def is_worker() -> bool:
+    """True in a worker of a chief/worker search: the chief, not this process, keeps count."""
+    return distribute_utils.has_chief_oracle() and not distribute_utils.is_chief_oracle()

@@ -1,0 +1,299 @@
+"""Bayesian hyperparameter search with Keras Tuner that resumes instead of restarting.
+
+A search lives in `<state dir>/<key>/`. The key hashes what defines a trial: the space, the
+per-trial budget, the seed, `num_initial_points`, the data, and the architecture `build_model`
+makes, but not `max_trials` and not source bytes. So raising `max_trials` runs only the new
+trials, an edit that builds the same model keeps the trials, and anything that changes a trial
+starts a fresh search in a new folder (Keras Tuner itself would keep the old space and seed on
+reload). Earlier searches are kept, up to `KEPT_SEARCHES`.
+
+`Search.prepare` is the one set-up every process uses: the stage, a fresh process running a
+chunk of trials, and each chief or worker of a distributed search (see `digits.processes`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+from sklearn.exceptions import ConvergenceWarning
+
+from digits.batches import ordered_batches, shuffled_batches, steps_per_epoch
+from digits.data import Split
+from digits.errors import DigitsError
+from digits.files import content_key, write_json
+from digits.hyperparameters import Hyperparameters
+from digits.model import SELECTION_METRIC, build_model, compile_model
+from digits.oracle import ResumableBayesianOracle, is_worker, read_trials
+from digits.params import SearchDimension, SearchSpace, TunerParams
+
+KEPT_SEARCHES = 3
+
+
+def declare_space(hp: kt.HyperParameters, space: SearchSpace) -> Hyperparameters:
+    """Declare every dimension of `space` on `hp` and return the values drawn for this trial."""
+    return Hyperparameters(**{dim.name: _declare(hp, dim) for dim in space.dimensions})
+
+
+def _declare(hp: kt.HyperParameters, dim: SearchDimension) -> Any:
+    if dim.is_choice:
+        if len(dim.values) == 1:
+            return hp.Fixed(dim.name, dim.values[0])
+        return hp.Choice(dim.name, list(dim.values), ordered=dim.kind is not bool)
+    if dim.min == dim.max:
+        return hp.Fixed(dim.name, dim.min)
+    number = hp.Int if dim.kind is int else hp.Float
+    return number(dim.name, dim.min, dim.max, step=dim.step, sampling=dim.sampling)
+
+
+def compile_for_search(hp: Hyperparameters) -> keras.Model:
+    model = build_model(hp)
+    compile_model(model, keras.optimizers.Adam(hp.learning_rate), "sparse_categorical_crossentropy")
+    return model
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished trial: its 1-based number, proxy score, and duration in seconds."""
+
+    trial: int
+    score: float
+    best_so_far: float
+    epochs: int
+    seconds: float
+    hyperparameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Search:
+    """One search: its params, the trial data (N x 28 x 28 uint8 images, N uint8 labels), and
+    where its state lives."""
+
+    params: TunerParams
+    train: Split  # the stratified subset each trial trains on
+    val: Split
+    state_dir: Path
+    key: str
+
+    @classmethod
+    def prepare(cls, params: TunerParams, train: Split, val: Split, state_dir: Path) -> Search:
+        """Check the space with Keras Tuner, pick the trial data and compute the key.
+
+        Raises `DigitsError` when Keras Tuner refuses the space, before any state is touched.
+        """
+        reference = _reference_point(params.space)
+        trial_train = train.subset(params.images_per_trial, params.seed)
+        definition = dataclasses.asdict(params)
+        for name in TunerParams.EXECUTION:
+            del definition[name]
+        architecture = build_model(reference).to_json()
+        key = content_key(
+            [definition, architecture],
+            [trial_train.images, trial_train.labels, val.images, val.labels],
+        )
+        return cls(params, trial_train, val, state_dir, key)
+
+    @property
+    def project(self) -> Path:
+        return self.state_dir / self.key
+
+    @property
+    def planned_trials(self) -> int:
+        """`max_trials`, capped at the number of points in a finite space."""
+        return int(min(self.params.max_trials, self.params.space.size))
+
+    def tuner(self, report: Callable[[str], None] = print, until: int | None = None) -> DigitsTuner:
+        """The tuner over this search, reloading its state when it exists; runs to `until`
+        trials (default: all planned)."""
+        oracle = ResumableBayesianOracle(
+            objective=kt.Objective(SELECTION_METRIC, direction="max"),
+            max_trials=until or self.planned_trials,
+            num_initial_points=self.params.num_initial_points,
+            seed=self.params.seed,
+        )
+        return DigitsTuner(
+            self,
+            report,
+            oracle=oracle,
+            hypermodel=lambda hp: compile_for_search(declare_space(hp, self.params.space)),
+            directory=str(self.state_dir),
+            project_name=self.key,
+            overwrite=False,
+        )
+
+    def completed(self) -> list[TrialRecord]:
+        """The finished trials, in trial order, read from the saved state."""
+        records, best = [], -float("inf")
+        for trial in read_trials(self.project):
+            best = max(best, trial.score)
+            records.append(
+                TrialRecord(
+                    trial=int(trial.trial_id) + 1,
+                    score=float(trial.score),
+                    best_so_far=float(best),
+                    epochs=int(trial.metrics.get_last_value("epochs")),
+                    seconds=round(float(trial.metrics.get_last_value("seconds")), 2),
+                    hyperparameters=dict(trial.hyperparameters.values),
+                )
+            )
+        return records
+
+
+def _reference_point(space: SearchSpace) -> Hyperparameters:
+    """Declare the space on a scratch `HyperParameters`: Keras Tuner's own checks run here, and
+    what it refuses becomes one error. Returns the space's default point."""
+    try:
+        return declare_space(kt.HyperParameters(), space)
+    except (ValueError, TypeError) as error:
+        raise DigitsError(
+            f"params.yaml: tuner.space: Keras Tuner refuses this space ({error}); fix the "
+            "dimension it names"
+        ) from None
+
+
+class DigitsTuner(kt.Tuner):
+    """Runs one trial per call, seeded by trial number, and prints progress."""
+
+    def __init__(self, search: Search, report: Callable[[str], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.digits_search = search
+        self.report = report
+        self.trials_run = 0
+        self.started = time.perf_counter()
+
+    def run_trial(self, trial: kt.engine.trial.Trial, **_: Any) -> dict[str, float]:
+        """Train one proxy model; returns its best `SELECTION_METRIC`, epochs and seconds."""
+        params = self.digits_search.params
+        train, val = self.digits_search.train, self.digits_search.val
+        keras.backend.clear_session()
+        gc.collect()
+        # Seeded by trial, so a trial trains the same whichever process or resume runs it.
+        trial_seed = params.seed + int(trial.trial_id)
+        keras.utils.set_random_seed(trial_seed)
+        model = self.hypermodel.build(trial.hyperparameters)
+        stop_early = keras.callbacks.EarlyStopping(
+            monitor=SELECTION_METRIC, mode="max", patience=params.early_stopping_patience
+        )
+        start = time.perf_counter()
+        history = model.fit(
+            shuffled_batches(train, params.batch_size, trial_seed, range(params.epochs_per_trial)),
+            validation_data=ordered_batches(val, params.batch_size),
+            epochs=params.epochs_per_trial,
+            steps_per_epoch=steps_per_epoch(train, params.batch_size),
+            callbacks=[stop_early],
+            shuffle=False,  # the batches are already in each epoch's seeded order
+            verbose=0,
+        )
+        return {
+            SELECTION_METRIC: max(history.history[SELECTION_METRIC]),
+            "epochs": len(history.epoch),
+            "seconds": time.perf_counter() - start,
+        }
+
+    def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
+        super().on_trial_end(trial)
+        self.trials_run += 1
+        score = f"{trial.score:.4f}" if trial.score is not None else f"{trial.status}"
+        if is_worker():
+            self.report(f"tune: {self.tuner_id} finished trial {trial.trial_id}: score {score}")
+            return
+        total = self.digits_search.planned_trials
+        scores = [t.score for t in self.oracle.trials.values() if t.score is not None]
+        best = f"{max(scores):.4f}" if scores else "none yet"
+        seconds_per_trial = (time.perf_counter() - self.started) / self.trials_run
+        left = seconds_per_trial * max(total - len(self.oracle.trials), 0)
+        self.report(
+            f"tune: trial {len(self.oracle.trials)}/{total} {SELECTION_METRIC} {score} "
+            f"(best {best}), about {_duration(left)} left"
+        )
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def run_trials(tuner: DigitsTuner) -> None:
+    """Run the tuner's remaining trials in this process (any role)."""
+    with warnings.catch_warnings():
+        # The Gaussian process often fits a length scale at its bound on a few noisy trials.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        tuner.search(verbose=0)
+
+
+def describe(search: Search, report: Callable[[str], None]) -> int:
+    """Say what the search will do; returns the number of trials already done."""
+    done = len(search.completed())
+    planned = search.planned_trials
+    if planned < search.params.max_trials:
+        report(
+            f"tune: the search space has only {planned} point(s); running {planned} trial(s), "
+            f"not tuner.max_trials={search.params.max_trials}"
+        )
+    resuming = (search.project / "oracle.json").is_file()
+    report(
+        f"tune: search {search.key}: {'resuming with' if resuming else 'new search,'} {done} "
+        f"trials done, {max(planned - done, 0)} to run"
+    )
+    definition = search.project / "search.json"
+    if not definition.is_file():
+        write_json(definition, dataclasses.asdict(search.params))
+    return done
+
+
+def prune_searches(search: Search, report: Callable[[str], None]) -> None:
+    """Keep this search and the `KEPT_SEARCHES - 1` most recently used others; remove the rest."""
+    others = [p for p in search.state_dir.iterdir() if p.is_dir() and p.name != search.key]
+    others.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in others[KEPT_SEARCHES - 1 :]:
+        report(f"tune: removing search {old.name}, the oldest of {len(others) + 1} kept")
+        shutil.rmtree(old)
+
+
+def best_hyperparameters(records: list[TrialRecord]) -> Hyperparameters:
+    """The best trial's values (the earliest trial wins a tie, as in Keras Tuner).
+
+    Raises `DigitsError` when no trial completed.
+    """
+    if not records:
+        raise DigitsError(
+            "no trial completed; every trial failed. Rerun with KERASTUNER_DEBUG=1 to see why, "
+            "or check tuner.space in params.yaml"
+        )
+    best = max(records, key=lambda record: (record.score, -record.trial))
+    return Hyperparameters.from_dict(best.hyperparameters)
+
+
+def summary_metrics(records: list[TrialRecord], best: Hyperparameters) -> dict[str, Any]:
+    """What `metrics/tune.json` holds: a function of the trials alone, so a rerun with nothing
+    to do, or a resumed search, writes the same bytes as an uninterrupted one."""
+    return {
+        "best_val_accuracy": round(max(record.score for record in records), 6),
+        "trials": len(records),
+        "search_seconds": round(sum(record.seconds for record in records), 1),
+        "best": best.to_dict(),
+    }
+
+
+def trial_table(records: list[TrialRecord]) -> list[dict[str, Any]]:
+    """One row per trial, for the DVC plot and the CSV reviewers read."""
+    return [
+        {
+            "trial": record.trial,
+            "score": round(record.score, 6),
+            "best_so_far": round(record.best_so_far, 6),
+            "epochs": record.epochs,
+            "seconds": record.seconds,
+            **record.hyperparameters,
+        }
+        for record in records
+    ]

@@ -1,0 +1,195 @@
+"""The search resumes: more trials run only the new ones; a changed definition starts fresh."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from digits import runtime
+from digits.data import Split
+from digits.errors import DigitsError
+from digits.params import SearchDimension, SearchSpace, TunerParams
+from digits.processes import run_in_chunks
+from digits.search import (
+    DigitsTuner,
+    Search,
+    best_hyperparameters,
+    describe,
+    prune_searches,
+    run_trials,
+    summary_metrics,
+)
+from tests.helpers import TINY_TUNER as PARAMS
+
+
+def search(params: TunerParams, splits: dict[str, Split], state: Path, lines: list[str]) -> Search:
+    """What the tune stage does in one process: prepare, say what it will do, run, prune."""
+    runtime.configure(seed=params.seed, threads=2)
+    prepared = Search.prepare(params, splits["train"], splits["val"], state)
+    describe(prepared, lines.append)
+    if params.trials_per_process:
+        run_in_chunks(prepared, threads=2)
+    else:
+        run_trials(prepared.tuner(lines.append))
+    prune_searches(prepared, lines.append)
+    return prepared
+
+
+def tree_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_raising_max_trials_runs_only_the_new_trials(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    lines: list[str] = []
+    first = search(PARAMS, tiny_splits, tmp_path, lines)
+    before = first.completed()
+    assert len(before) == 2
+
+    lines.clear()
+    second = search(dataclasses.replace(PARAMS, max_trials=3), tiny_splits, tmp_path, lines)
+    assert second.key == first.key
+    records = second.completed()
+    assert [r.trial for r in records] == [1, 2, 3]
+    assert records[:2] == before
+    assert lines[0] == f"tune: search {first.key}: resuming with 2 trials done, 1 to run"
+    assert lines[1].startswith("tune: trial 3/3 val_accuracy ")
+
+
+def test_a_rerun_with_nothing_to_do_changes_no_byte(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    done = search(PARAMS, tiny_splits, tmp_path, [])
+    state, metrics = tree_digest(tmp_path), summary_metrics(
+        done.completed(), best_hyperparameters(done.completed())
+    )
+    lines: list[str] = []
+    again = search(PARAMS, tiny_splits, tmp_path, lines)
+    assert lines[0].endswith("resuming with 2 trials done, 0 to run")
+    assert tree_digest(tmp_path) == state
+    assert summary_metrics(again.completed(), best_hyperparameters(again.completed())) == metrics
+
+
+def test_a_changed_space_starts_a_fresh_search_and_keeps_the_old_ones(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    first = search(PARAMS, tiny_splits, tmp_path, [])
+    keys = [first.key]
+    for filters in (4, 8, 16):
+        narrower = _with(PARAMS.space, base_filters=SearchDimension("base_filters", values=(filters,)))
+        lines: list[str] = []
+        fresh = search(dataclasses.replace(PARAMS, space=narrower), tiny_splits, tmp_path, lines)
+        assert fresh.key not in keys
+        assert lines[0] == f"tune: search {fresh.key}: new search, 0 trials done, 2 to run"
+        assert all(r.hyperparameters["base_filters"] == filters for r in fresh.completed())
+        keys.append(fresh.key)
+    assert lines[-1] == f"tune: removing search {first.key}, the oldest of 4 kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keys[1:])
+
+
+@pytest.mark.parametrize(
+    "change", [{"seed": 4}, {"num_initial_points": 2}, {"epochs_per_trial": 2}]
+)
+def test_any_change_but_how_the_search_runs_changes_the_key(
+    tmp_path: Path, tiny_splits: dict[str, Split], change: dict
+) -> None:
+    def key(params: TunerParams) -> str:
+        return Search.prepare(params, tiny_splits["train"], tiny_splits["val"], tmp_path).key
+
+    assert key(PARAMS) != key(dataclasses.replace(PARAMS, **change))
+    execution = {"max_trials": 50, "workers": 2, "trials_per_process": 5}
+    assert key(PARAMS) == key(dataclasses.replace(PARAMS, **execution))
+
+
+def test_a_space_with_one_point_runs_it_once_with_a_note(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    single = SearchSpace(
+        tuple(
+            SearchDimension(d.name, values=(d.values[0],)) if d.is_choice
+            else SearchDimension(d.name, min=d.min, max=d.min)
+            for d in PARAMS.space.dimensions
+        )
+    )  # fmt: skip
+    lines: list[str] = []
+    one = search(dataclasses.replace(PARAMS, space=single, max_trials=5), tiny_splits, tmp_path, lines)
+    assert lines[0] == (
+        "tune: the search space has only 1 point(s); running 1 trial(s), not tuner.max_trials=5"
+    )
+    assert [r.trial for r in one.completed()] == [1]
+
+
+def test_a_space_keras_tuner_refuses_is_one_error_and_touches_no_search(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    kept = search(PARAMS, tiny_splits, tmp_path, [])
+    before = tree_digest(tmp_path)
+    # Built directly, past params validation, which refuses this too (see test_params.py).
+    refused = _with(
+        PARAMS.space,
+        dense_units=SearchDimension("dense_units", min=8, max=64, step=1, sampling="log"),
+    )
+    with pytest.raises(DigitsError, match=r"^params.yaml: tuner.space: Keras Tuner refuses"):
+        Search.prepare(
+            dataclasses.replace(PARAMS, space=refused), tiny_splits["train"], tiny_splits["val"],
+            tmp_path,
+        )  # fmt: skip
+    assert tree_digest(tmp_path) == before
+    assert (tmp_path / kept.key).is_dir()
+
+
+def test_a_search_killed_mid_trial_reruns_that_trial_and_loses_nothing(
+    tmp_path: Path, tiny_splits: dict[str, Split], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_run_trial = DigitsTuner.run_trial
+    started: list[str] = []
+
+    def killed_in_second_trial(self: DigitsTuner, trial, *args, **kwargs):
+        started.append(trial.trial_id)
+        if len(started) == 2:
+            raise KeyboardInterrupt
+        return real_run_trial(self, trial, *args, **kwargs)
+
+    three = dataclasses.replace(PARAMS, max_trials=3)
+    monkeypatch.setattr(DigitsTuner, "run_trial", killed_in_second_trial)
+    with pytest.raises(KeyboardInterrupt):
+        search(three, tiny_splits, tmp_path / "killed", [])
+    monkeypatch.undo()
+
+    lines: list[str] = []
+    resumed = search(three, tiny_splits, tmp_path / "killed", lines)
+    assert lines[0].endswith("resuming with 1 trials done, 2 to run")
+    whole = search(three, tiny_splits, tmp_path / "whole", [])
+    assert resumed.completed() == [
+        dataclasses.replace(r, seconds=s.seconds)
+        for r, s in zip(whole.completed(), resumed.completed(), strict=True)
+    ]
+
+
+def test_a_search_in_fresh_processes_runs_the_same_trials_as_one_process(
+    tmp_path: Path, tiny_splits: dict[str, Split], capfd: pytest.CaptureFixture[str]
+) -> None:
+    three = dataclasses.replace(PARAMS, max_trials=3)
+    in_process = search(three, tiny_splits, tmp_path / "one", [])
+    chunked = search(
+        dataclasses.replace(three, trials_per_process=2), tiny_splits, tmp_path / "chunks", []
+    )
+    assert chunked.key == in_process.key
+    assert [(t.hyperparameters, t.score) for t in chunked.completed()] == [
+        (t.hyperparameters, t.score) for t in in_process.completed()
+    ]
+    printed = capfd.readouterr().out
+    assert "tune: trial 2/3 val_accuracy" in printed
+    assert "tune: trial 3/3 val_accuracy" in printed
+
+
+def _with(space: SearchSpace, **dimensions: SearchDimension) -> SearchSpace:
+    return SearchSpace(tuple(dimensions.get(d.name, d) for d in space.dimensions))

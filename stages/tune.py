@@ -1,7 +1,9 @@
 """Stage tune: Bayesian search over tuner.space -> the best hyperparameters, metrics and plots.
 
-With `KERASTUNER_TUNER_ID` set, this command is instead one chief or worker of a distributed
-search (see `digits.processes`): it runs trials and writes no outputs.
+With `tuner.workers` > 0, or `KERASTUNER_ORACLE_IP`/`KERASTUNER_ORACLE_PORT` set (workers on other
+machines join there), the search runs as Keras Tuner's chief/worker cluster. With
+`KERASTUNER_TUNER_ID` set, this command is one chief or worker of such a search (see
+`digits.processes`): it runs trials and writes no outputs.
 """
 
 import argparse
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from digits import oracle, runtime
 from digits.data import load_split
-from digits.errors import DigitsError, run_stage
+from digits.errors import run_stage
 from digits.files import write_csv, write_json
 from digits.model import SELECTION_METRIC
 from digits.params import load_params
@@ -41,12 +43,6 @@ def main() -> None:
     params = load_params()
     role = oracle.role()
     address = oracle.oracle_address()
-    if address and not role and params.tuner.workers == 0:
-        raise DigitsError(
-            f"{oracle.ORACLE_IP} is set, so this machine would serve a distributed search, but "
-            "tuner.workers is 0: run with `-S tuner.workers=1` (or more), or unset "
-            f"{oracle.ORACLE_IP} and {oracle.ORACLE_PORT}"
-        )
     if not role:  # Keras Tuner reads these itself; only the chief and workers may see them
         for name in (oracle.ORACLE_IP, oracle.ORACLE_PORT):
             os.environ.pop(name, None)
@@ -60,7 +56,7 @@ def main() -> None:
 
     done = describe(search, print)
     if done < search.planned_trials:
-        if params.tuner.workers:
+        if params.tuner.workers or address:
             run_cluster(search, [sys.executable, *sys.argv], address)
         elif params.tuner.trials_per_process:
             run_in_chunks(search, params.runtime.threads)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import yaml
+
+from digits.data import Split, save_split
 from digits.params import SearchDimension, SearchSpace, TunerParams
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def assert_same_arrays(left: list[np.ndarray], right: list[np.ndarray]) -> None:
@@ -34,3 +43,43 @@ TINY_TUNER = TunerParams(
     batch_size=64, early_stopping_patience=0, workers=0, trial_timeout_minutes=5,
     trials_per_process=None, space=_space(),
 )  # fmt: skip
+
+
+def tuner_section(params: TunerParams) -> dict[str, Any]:
+    """`params` as the `tuner:` section of params.yaml."""
+    section = {
+        field.name: getattr(params, field.name)
+        for field in dataclasses.fields(params)
+        if field.name != "space"
+    }
+    section["space"] = {
+        dim.name: {"values": list(dim.values)}
+        if dim.is_choice
+        else {
+            key: value
+            for key, value in (
+                ("min", dim.min), ("max", dim.max), ("step", dim.step), ("sampling", dim.sampling)
+            )
+            if value is not None
+        }
+        for dim in params.space.dimensions
+    }  # fmt: skip
+    return section
+
+
+def stage_project(folder: Path, splits: dict[str, Split], tuner: TunerParams) -> Path:
+    """A working directory like the repository's for running stage scripts directly: this
+    checkout's params.yaml with `tuner` as its tuner section, and the prepared splits."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["tuner"] = tuner_section(tuner)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for name, split in splits.items():
+        save_split(split, folder / "data" / "prepared" / f"{name}.npz")
+    return folder
+
+
+def stage_command(stage: str) -> list[str]:
+    """The stage's `cmd` from dvc.yaml, with the script as an absolute path into this checkout."""
+    words = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["cmd"].split()
+    assert words[0] == "python"
+    return [sys.executable, str(REPO / words[1]), *words[2:]]

@@ -1,106 +1,121 @@
-"""Distributed tuning: a chief and two workers on 127.0.0.1, driven by the tune stage's code."""
+"""Distributed tuning: the tune stage as Keras Tuner's chief with workers on 127.0.0.1."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
-import signal
-import threading
+import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
+import psutil
 import pytest
-import yaml
 
-from digits.data import Split, save_split
-from digits.distributed import completed_trials
-from digits.errors import DigitsError
-from digits.params import TunerParams
-from digits.tuning import SearchResult
-from tests.test_tuning import PARAMS, search
+from digits.data import Split
+from digits.oracle import read_trials
+from tests.helpers import TINY_TUNER, stage_command, stage_project
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
-def project(tmp_path: Path, tiny_splits: dict[str, Split], monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory like the repository's: params.yaml and the prepared splits."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("train", "val"):
-        save_split(tiny_splits[name], tmp_path / "data" / "prepared" / f"{name}.npz")
-    return tmp_path
+def project(tmp_path: Path, tiny_splits: dict[str, Split]) -> Path:
+    splits = {name: tiny_splits[name] for name in ("train", "val")}
+    return stage_project(tmp_path, splits, dataclasses.replace(TINY_TUNER, max_trials=4, workers=2))
 
 
-def write_params(project: Path, tuner: TunerParams) -> None:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["tuner"] = _plain(dataclasses.asdict(tuner))
-    params["tuner"]["trials_per_process"] = tuner.trials_per_process
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+def tune(project: Path, **env: str) -> subprocess.Popen:
+    """The tune stage's own command, run in `project` with `env` added to this environment."""
+    return subprocess.Popen(
+        stage_command("tune"), cwd=project, env={**os.environ, **env}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items() if item is not None}
-    if isinstance(value, tuple):
-        return [_plain(item) for item in value]
-    return value
+def finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=600)
+    return process.returncode, out, err
 
 
-def worker_pid(name: str) -> int | None:
-    for proc in Path("/proc").iterdir():
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-            command = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"digits.distributed" in command and f"KERASTUNER_TUNER_ID={name}".encode() in environ:
-            return int(proc.name)
-    return None
+def trials_table(project: Path) -> list[dict[str, str]]:
+    with (project / "plots" / "tune" / "trials.csv").open() as table:
+        return list(csv.DictReader(table))
 
 
-def test_two_workers_run_every_trial_exactly_once(
-    project: Path, tiny_splits: dict[str, Split]
-) -> None:
-    tuner = dataclasses.replace(PARAMS, max_trials=4, workers=2)
-    write_params(project, tuner)
-    lines: list[str] = []
-    result = search(tuner, tiny_splits, project / "models" / "tuner", lines)
-    assert [record.trial for record in result.trials] == [1, 2, 3, 4]
-    assert result.trials_run == 4
-    values = [tuple(sorted(record.hyperparameters.items())) for record in result.trials]
-    assert len(set(values)) == 4, "no trial was run twice"
-    assert any(line.startswith("tune: chief serving the oracle on 127.0.0.1:") for line in lines)
+def test_two_workers_run_every_trial_exactly_once(project: Path) -> None:
+    code, out, err = finish(tune(project))
+    assert code == 0, err
+    rows = trials_table(project)
+    assert [row["trial"] for row in rows] == ["1", "2", "3", "4"]
+    points = {tuple(value for key, value in row.items() if key not in ("trial", "score",
+              "best_so_far", "epochs", "seconds")) for row in rows}  # fmt: skip
+    assert len(points) == 4, "no trial was run twice"
+    assert "tune: chief serving the oracle on 127.0.0.1:" in out
 
 
 def test_a_worker_killed_mid_search_stops_the_stage_and_the_search_resumes(
-    project: Path, tiny_splits: dict[str, Split]
+    project: Path,
 ) -> None:
-    tuner = dataclasses.replace(PARAMS, max_trials=6, workers=2)
-    write_params(project, tuner)
-    state = project / "models" / "tuner"
-    outcome: list[SearchResult | Exception] = []
-
-    def run() -> None:
-        try:
-            outcome.append(search(tuner, tiny_splits, state, []))
-        except DigitsError as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    stage = tune(project)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        projects = [p for p in state.glob("*") if p.is_dir()] if state.is_dir() else []
-        if projects and completed_trials(projects[0]) >= 1 and (pid := worker_pid("tuner1")):
-            os.kill(pid, signal.SIGKILL)
-            break
+    killed = None
+    while killed is None and time.monotonic() < deadline and stage.poll() is None:
+        searches = list((project / "models" / "tuner").glob("*/oracle.json"))
+        if searches and read_trials(searches[0].parent):
+            for child in psutil.Process(stage.pid).children(recursive=True):
+                try:
+                    if child.environ().get("KERASTUNER_TUNER_ID") == "tuner1":
+                        child.kill()
+                        killed = child.pid
+                except psutil.NoSuchProcess:
+                    continue
         time.sleep(0.2)
-    thread.join(timeout=120)
-    assert not thread.is_alive(), "the stage must not hang on a dead worker"
-    assert isinstance(outcome[0], DigitsError)
-    assert "tuning worker tuner1 died (exit code -9)" in str(outcome[0])
-    assert "rerun `dvc repro tune` to resume" in str(outcome[0])
+    assert killed, "worker tuner1 was never seen running"
+    code, _, err = finish(stage)
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: tuning worker tuner1 died (exit code -9)")
+    assert last.endswith("rerun `dvc repro tune` to resume")
 
-    resumed = search(tuner, tiny_splits, state, [])
-    assert [record.trial for record in resumed.trials] == [1, 2, 3, 4, 5, 6]
+    code, out, err = finish(tune(project))
+    assert code == 0, err
+    assert "resuming with" in out
+    assert [row["trial"] for row in trials_table(project)] == ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"KERASTUNER_TUNER_ID": "remote1"},
+            "error: KERASTUNER_TUNER_ID=remote1 makes this process a tuning worker, but "
+            "KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT (the chief's address) are not both set",
+        ),
+        (
+            {"KERASTUNER_ORACLE_IP": "127.0.0.1"},
+            "error: KERASTUNER_ORACLE_IP is set but KERASTUNER_ORACLE_PORT is not",
+        ),
+        (
+            {"KERASTUNER_ORACLE_PORT": "8000"},
+            "error: KERASTUNER_ORACLE_PORT is set but KERASTUNER_ORACLE_IP is not",
+        ),
+        (
+            {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": "eighty"},
+            "error: KERASTUNER_ORACLE_PORT='eighty' is not a port number in [1, 65535]",
+        ),
+    ],
+)
+def test_an_incomplete_distributed_environment_is_one_clear_error(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    stage_project(tmp_path, {}, TINY_TUNER)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
+    result = subprocess.run(
+        stage_command("tune"), cwd=tmp_path, env={**clean, **env}, capture_output=True,
+        text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "models").exists(), "nothing is written"

@@ -68,8 +68,9 @@ def test_a_rerun_with_nothing_to_do_changes_no_byte(
     tmp_path: Path, tiny_splits: dict[str, Split]
 ) -> None:
     done = search(PARAMS, tiny_splits, tmp_path, [])
-    state, metrics = tree_digest(tmp_path), summary_metrics(
-        done.completed(), best_hyperparameters(done.completed())
+    state, metrics = (
+        tree_digest(tmp_path),
+        summary_metrics(done.completed(), best_hyperparameters(done.completed())),
     )
     lines: list[str] = []
     again = search(PARAMS, tiny_splits, tmp_path, lines)
@@ -84,7 +85,9 @@ def test_a_changed_space_starts_a_fresh_search_and_keeps_the_old_ones(
     first = search(PARAMS, tiny_splits, tmp_path, [])
     keys = [first.key]
     for filters in (4, 8, 16):
-        narrower = _with(PARAMS.space, base_filters=SearchDimension("base_filters", values=(filters,)))
+        narrower = _with(
+            PARAMS.space, base_filters=SearchDimension("base_filters", values=(filters,))
+        )
         lines: list[str] = []
         fresh = search(dataclasses.replace(PARAMS, space=narrower), tiny_splits, tmp_path, lines)
         assert fresh.key not in keys
@@ -120,7 +123,9 @@ def test_a_space_with_one_point_runs_it_once_with_a_note(
         )
     )  # fmt: skip
     lines: list[str] = []
-    one = search(dataclasses.replace(PARAMS, space=single, max_trials=5), tiny_splits, tmp_path, lines)
+    one = search(
+        dataclasses.replace(PARAMS, space=single, max_trials=5), tiny_splits, tmp_path, lines
+    )
     assert lines[0] == (
         "tune: the search space has only 1 point(s); running 1 trial(s), not tuner.max_trials=5"
     )

@@ -96,8 +96,9 @@ def run_cluster(
     address: tuple[str, int] | None,
     report: Callable[[str], None] = print,
 ) -> None:
-    """Run the search with a chief and `tuner.workers` local workers, each running `command`
-    (the stage's own command line); return when the chief has finished.
+    """Run the search with a chief and `tuner.workers` local workers (0: only workers on other
+    machines), each running `command` (the stage's own command line); return when the chief
+    has finished.
 
     The chief serves on `address` (host, port), or on a free loopback port when it is None;
     workers on other machines may join it there. Raises `DigitsError` when any process fails.

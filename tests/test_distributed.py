@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from digits.data import Split
 from digits.oracle import read_trials
-from tests.helpers import TINY_TUNER, stage_command, stage_project
+from digits.processes import free_port
+from tests.dvc_project import copy_project, dvc_env, run
+from tests.helpers import REPO, TINY_TUNER, stage_command, stage_project
+
+STAGES_TUNE_CMD = " ".join(
+    yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["tune"]["cmd"].split()
+)
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +99,7 @@ def test_a_worker_killed_mid_search_stops_the_stage_and_the_search_resumes(
         (
             {"KERASTUNER_TUNER_ID": "remote1"},
             "error: KERASTUNER_TUNER_ID=remote1 makes this process a tuning worker, but "
-            "KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT (the chief's address) are not both set",
+            "KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT (the chief's address) are not both",
         ),
         (
             {"KERASTUNER_ORACLE_IP": "127.0.0.1"},
@@ -119,3 +128,51 @@ def test_an_incomplete_distributed_environment_is_one_clear_error(
     assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "models").exists(), "nothing is written"
+
+
+def readme_block(containing: str) -> str:
+    """The README's bash block that contains `containing`, as one command line."""
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    (block,) = [block for block in blocks if containing in block]
+    return block.replace("\\\n", " ").strip()
+
+
+@pytest.mark.e2e
+def test_the_readme_multi_machine_recipe_runs_on_loopback(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The chief in one clone, a worker started from a second clone, both exactly as the
+    README's commands say (addresses filled in); the chief runs no worker, so the remote
+    worker runs every trial."""
+    port = str(free_port("127.0.0.1"))
+    clones = []
+    for name in ("chief", "remote"):
+        clone = copy_project(tmp_path_factory.mktemp(name))
+        params = yaml.safe_load((clone / "params.yaml").read_text())
+        params["tuner"].update(max_trials=3, workers=0)
+        (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        clones.append(clone)
+    chief_command = readme_block("dvc repro tune").replace("<this machine's IP>", "127.0.0.1")
+    worker_command = readme_block("KERASTUNER_TUNER_ID=remote1").replace("<chief IP>", "127.0.0.1")
+    assert chief_command.startswith("KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000")
+    assert worker_command.split("python ", 1)[1].split() == STAGES_TUNE_CMD.split()[1:]
+
+    def start(clone: Path, command: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            ["bash", "-c", command.replace("8000", port)], cwd=clone, env=dvc_env(), text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    chief = start(clones[0], chief_command)
+    run(clones[1], "dvc", "repro", "prepare")
+    worker = start(clones[1], worker_command)
+    worker_out, _ = worker.communicate(timeout=600)
+    chief_out, _ = chief.communicate(timeout=600)
+    assert worker.returncode == 0, worker_out
+    assert chief.returncode == 0, chief_out
+    assert worker_out.count("tune: remote1 finished trial") == 3, worker_out
+    assert f"chief serving the oracle on 127.0.0.1:{port}; starting 0 workers" in chief_out
+    tune = json.loads((clones[0] / "metrics" / "tune.json").read_text())
+    assert tune["trials"] == 3
+    assert not (clones[1] / "metrics" / "tune.json").exists(), "a worker writes no outputs"

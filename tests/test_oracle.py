@@ -1,0 +1,64 @@
+"""Canary for the Keras Tuner internals `digits.oracle` relies on: an upgrade that changes any of
+them fails here, loudly, before it silently changes what a resumed search proposes."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import keras_tuner as kt
+import pytest
+
+from digits import oracle
+
+
+def test_keras_tuner_is_the_pinned_version() -> None:
+    assert kt.__version__ == oracle.PINNED_VERSION, (
+        "keras-tuner changed: re-check every internal digits/oracle.py uses, then update "
+        "PINNED_VERSION and the pin in pyproject.toml"
+    )
+
+
+def test_bayesian_oracle_draws_its_restarts_from_random_state() -> None:
+    source = inspect.getsource(kt.oracles.BayesianOptimizationOracle)
+    assert "self._random_state" in source
+    assert "def populate_space(self, trial_id)" in source
+
+
+def test_reload_fills_trials_from_trial_files_in_glob_order() -> None:
+    source = inspect.getsource(kt.Oracle.reload)
+    assert '"trial_*", "trial.json"' in source
+    assert "self.trials[trial.trial_id] = trial" in source
+
+
+def test_trials_load_from_their_files(tmp_path: Path) -> None:
+    trial = kt.engine.trial.Trial(kt.HyperParameters(), trial_id="3", status="COMPLETED")
+    trial.score = 0.5
+    (tmp_path / "trial_3").mkdir()
+    (tmp_path / "trial_3" / "trial.json").write_text(json.dumps(trial.get_state()))
+    (tmp_path / "trial_4").mkdir()
+    (tmp_path / "trial_4" / "trial.json").write_text('{"half written')
+    assert [t.trial_id for t in oracle.read_trials(tmp_path)] == ["3"]
+
+
+@pytest.mark.parametrize(
+    ("env", "role"),
+    [
+        ({}, None),
+        ({"KERASTUNER_TUNER_ID": "chief"}, "chief"),
+        ({"KERASTUNER_TUNER_ID": "tuner0"}, "worker"),
+    ],
+)
+def test_roles_follow_keras_tuner_s_environment_variables(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], role: str | None
+) -> None:
+    for name in (oracle.TUNER_ID, oracle.ORACLE_IP, oracle.ORACLE_PORT):
+        monkeypatch.delenv(name, raising=False)
+    if env:
+        monkeypatch.setenv(oracle.ORACLE_IP, "127.0.0.1")
+        monkeypatch.setenv(oracle.ORACLE_PORT, "8000")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert oracle.role() == role
+    assert oracle.is_worker() == (role == "worker")

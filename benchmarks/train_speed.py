@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import resource
 import subprocess
 import sys
 import time
@@ -33,65 +33,62 @@ THRESHOLDS = (0.990, 0.995)
 CHECKS_PER_EPOCH = 4
 BASELINE = "keras.io simple convnet"
 OURS = "digits default"
+DATA = Path("data/prepared")
+HYPERPARAMETERS = Path("models/best_hyperparameters.json")
 
 
 def peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """This process's peak resident memory in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(which: str) -> dict[str, Any]:
-    """Train one model with its own recipe; return its measurements."""
+def build(which: str, train: Any) -> tuple[Any, int, int]:
+    """The compiled model, epochs and batch size of `which` recipe."""
     import keras
 
-    from digits import runtime
-    from digits.data import load_splits
-    from digits.model import Hyperparameters
+    from digits.hyperparameters import Hyperparameters
     from digits.params import load_params
     from digits.training import compile_for_training
 
-    params = load_params()
-    runtime.configure(params.train.seed, params.runtime.threads)
-    splits = load_splits()
-    train, test = splits["train"], splits["test"]
-
     if which == OURS:
-        model = compile_for_training(
-            Hyperparameters.load("models/best_hyperparameters.json"), params.train, len(train)
-        )
-        epochs, batch_size = params.train.epochs, params.train.batch_size
-    else:  # https://keras.io/examples/vision/mnist_convnet/: Adam, batch 128, 15 epochs
-        layers = keras.layers
-        model = keras.Sequential(
-            [
-                keras.Input(shape=(28, 28), dtype="uint8"),
-                # The example's preprocessing (x / 255, channel axis) as layers, so both models
-                # read the same uint8 batches.
-                layers.Rescaling(1 / 255),
-                layers.Reshape((28, 28, 1)),
-                layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-                layers.MaxPooling2D(pool_size=(2, 2)),
-                layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-                layers.MaxPooling2D(pool_size=(2, 2)),
-                layers.Flatten(),
-                layers.Dropout(0.5),
-                layers.Dense(10, activation="softmax"),
-            ]
-        )
-        model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-        epochs, batch_size = 15, 128
+        params = load_params().train
+        model = compile_for_training(Hyperparameters.load(HYPERPARAMETERS), params, train)
+        return model, params.epochs, params.batch_size
+    # https://keras.io/examples/vision/mnist_convnet/: Adam, batch 128, 15 epochs
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28), dtype="uint8"),
+            # The example's preprocessing (x / 255, channel axis) as layers, so both models
+            # read the same uint8 batches.
+            layers.Rescaling(1 / 255),
+            layers.Reshape((28, 28, 1)),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model, 15, 128
 
-    test_batches = test.batches(1000)
-    steps_per_epoch = math.ceil(len(train) / batch_size)
+
+def test_accuracy_clock(test: Any, steps_per_epoch: int, label: str) -> Any:
+    """A callback that checks test accuracy `CHECKS_PER_EPOCH` times an epoch and keeps
+    (epoch, training seconds, accuracy) rows in `curve`; its clock stops while it checks."""
+    import keras
+
+    from digits.batches import ordered_batches
+
+    test_batches = ordered_batches(test, 1000)
     check_steps = {
         round(steps_per_epoch * k / CHECKS_PER_EPOCH) for k in range(1, CHECKS_PER_EPOCH + 1)
     }
 
     class Clock(keras.callbacks.Callback):
-        """Training seconds, stopped while the test accuracy is checked."""
-
         def on_train_begin(self, logs: Any = None) -> None:
             self.training_seconds, self.curve = 0.0, []
             self.started = time.perf_counter()
@@ -107,41 +104,63 @@ def measure(which: str) -> dict[str, Any]:
             accuracy = float((predicted == test.labels).mean())
             at_epoch = round(self.epoch + (batch + 1) / steps_per_epoch, 2)
             self.curve.append((at_epoch, round(self.training_seconds, 1), accuracy))
-            print(f"{which}: epoch {at_epoch:.2f} test accuracy {accuracy:.4f}", file=sys.stderr)
+            print(f"{label}: epoch {at_epoch:.2f} test accuracy {accuracy:.4f}", file=sys.stderr)
             self.started = time.perf_counter()
 
-    clock = Clock()
-    model.fit(
-        train.batches(batch_size, shuffle_seed=params.train.seed, one_hot=True),
-        epochs=epochs,
-        shuffle=False,  # the dataset reshuffles itself every epoch
-        callbacks=[clock],
-        verbose=0,
-    )
-    check_seconds = [seconds for _, seconds, _ in clock.curve]
+    return Clock()
+
+
+def summarise(which: str, model: Any, epochs: int, train_size: int, curve: list) -> dict:
+    """Images/s (training only, validation skipped), and epochs and seconds to each threshold,
+    on the clock and at the model's median pace."""
+    check_seconds = [seconds for _, seconds, _ in curve]
     median_check = float(np.median(np.diff(check_seconds, prepend=0.0)))
     result = {
         "model": which,
         "parameters": model.count_params(),
         "epochs": epochs,
-        "images_per_second": round(len(train) * epochs / clock.training_seconds),
-        "median_pace_images_per_second": round(len(train) / CHECKS_PER_EPOCH / median_check),
-        "final_test_accuracy": clock.curve[-1][2],
+        "images_per_second": round(train_size * epochs / check_seconds[-1]),
+        "median_pace_images_per_second": round(train_size / CHECKS_PER_EPOCH / median_check),
+        "final_test_accuracy": curve[-1][2],
         "peak_rss_mib": round(peak_rss_mib()),
-        "curve": clock.curve,
+        "curve": curve,
     }
     for threshold in THRESHOLDS:
         key = f"{threshold:.3f}"
-        result[f"epochs_to_{key}"] = None
-        result[f"seconds_to_{key}"] = None
-        result[f"median_pace_seconds_to_{key}"] = None
-        for checks, (at_epoch, seconds, accuracy) in enumerate(clock.curve, start=1):
-            if accuracy >= threshold:
-                result[f"epochs_to_{key}"] = at_epoch
-                result[f"seconds_to_{key}"] = seconds
-                result[f"median_pace_seconds_to_{key}"] = round(checks * median_check, 1)
-                break
+        reached = next(
+            ((checks, row) for checks, row in enumerate(curve, start=1) if row[2] >= threshold),
+            None,
+        )
+        result[f"epochs_to_{key}"] = reached[1][0] if reached else None
+        result[f"seconds_to_{key}"] = reached[1][1] if reached else None
+        result[f"median_pace_seconds_to_{key}"] = (
+            round(reached[0] * median_check, 1) if reached else None
+        )
     return result
+
+
+def measure(which: str) -> dict[str, Any]:
+    """Train one model with its own recipe on the prepared splits; return its measurements."""
+    from digits import runtime
+    from digits.batches import shuffled_batches, steps_per_epoch
+    from digits.data import load_split
+    from digits.params import load_params
+
+    params = load_params()
+    runtime.configure(params.train.seed, params.runtime.threads)
+    train, test = load_split(DATA / "train.npz"), load_split(DATA / "test.npz")
+    model, epochs, batch_size = build(which, train)
+    steps = steps_per_epoch(train, batch_size)
+    clock = test_accuracy_clock(test, steps, which)
+    model.fit(
+        shuffled_batches(train, batch_size, params.train.seed, range(epochs), one_hot=True),
+        epochs=epochs,
+        steps_per_epoch=steps,
+        shuffle=False,  # the batches are already in each epoch's seeded order
+        callbacks=[clock],
+        verbose=0,
+    )
+    return summarise(which, model, epochs, len(train), clock.curve)
 
 
 def cell(value: Any) -> Any:

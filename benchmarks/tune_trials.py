@@ -20,71 +20,73 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import psutil
 
 from digits import runtime
-from digits.data import load_splits
-from digits.distributed import completed_trials
+from digits.data import Split, load_split
+from digits.oracle import read_trials
 from digits.params import TunerParams, load_params
-from digits.tuning import run_search
+from digits.processes import run_in_chunks
+from digits.search import Search, run_trials
 
 SAMPLE_SECONDS = 0.5
 
 
 def tree_rss_mib(root: int) -> float:
-    """Resident memory of `root` and all its descendants, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    """Resident memory (MiB) of process `root` and all its descendants."""
+    total = 0
+    parent = psutil.Process(root)
+    for process in [parent, *parent.children(recursive=True)]:
         try:
-            stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-            rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
             continue  # the process ended while we looked
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
     return total / 2**20
 
 
 class MemoryWatch(threading.Thread):
     """Samples the process tree's memory; notes it each time another trial completes."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, project: Path) -> None:
         super().__init__(daemon=True)
-        self.state_dir, self.stop = state_dir, threading.Event()
+        self.project, self.stop = project, threading.Event()
         self.peak, self.after_trial = 0.0, []
 
     def run(self) -> None:
         while not self.stop.wait(SAMPLE_SECONDS):
             now = tree_rss_mib(os.getpid())
             self.peak = max(self.peak, now)
-            done = sum(completed_trials(project) for project in self.state_dir.glob("*/"))
+            done = len(read_trials(self.project))
             self.after_trial.extend([now] * (done - len(self.after_trial)))
 
 
-def measure(label: str, tuner: TunerParams, splits: dict[str, Any]) -> dict[str, Any]:
+def run_search(search: Search, threads: int) -> None:
+    """The search as the tune stage runs it (in chunks when `trials_per_process` is set)."""
+    if search.params.trials_per_process:
+        run_in_chunks(search, threads)
+    else:
+        run_trials(search.tuner())
+
+
+def measure(label: str, tuner: TunerParams, train: Split, val: Split, threads: int) -> dict:
+    """Wall time, seconds per trial, memory after each trial (MiB) and every trial's score."""
     with tempfile.TemporaryDirectory(prefix="tune-benchmark-") as state:
-        watch = MemoryWatch(Path(state))
+        search = Search.prepare(tuner, train, val, Path(state))
+        watch = MemoryWatch(search.project)
         watch.start()
         start = time.perf_counter()
-        result = run_search(tuner, splits["train"], splits["val"], Path(state), report=print)
+        run_search(search, threads)
         wall = time.perf_counter() - start
         watch.stop.set()
         watch.join()
-    seconds = [record.seconds for record in result.trials]
+        records = search.completed()
+    seconds = [record.seconds for record in records]
     memory = watch.after_trial
     return {
         "run": label,
-        "trials": len(result.trials),
+        "trials": len(records),
         "wall_minutes": round(wall / 60, 1),
         "median_seconds_per_trial": round(statistics.median(seconds), 1),
         "p90_seconds_per_trial": round(float(np.percentile(seconds, 90)), 1),
@@ -92,35 +94,43 @@ def measure(label: str, tuner: TunerParams, splits: dict[str, Any]) -> dict[str,
         "rss_mib_after_last_trial": round(memory[-1]),
         "rss_growth_mib_per_trial": round(float(np.polyfit(range(len(memory)), memory, 1)[0]), 2),
         "peak_rss_mib": round(watch.peak),
-        "best_val_accuracy": round(result.best_score, 4),
+        "best_val_accuracy": round(max(record.score for record in records), 4),
         "rss_mib_after_each_trial": [round(value) for value in memory],
+        "score_of_each_trial": [record.score for record in records],
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--train", type=Path, default=Path("data/prepared/train.npz"))
+    parser.add_argument("--val", type=Path, default=Path("data/prepared/val.npz"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/tune_trials.json"))
     args = parser.parse_args()
 
     params = load_params()
-    runtime.configure(params.tuner.seed, params.runtime.threads)
-    splits = load_splits(names=("train", "val"))
-    stage = dataclasses.replace(params.tuner, max_trials=args.trials)
+    threads = params.runtime.threads
+    runtime.configure(params.tuner.seed, threads)
+    train, val = load_split(args.train), load_split(args.val)
+    stage = dataclasses.replace(params.tuner, max_trials=args.trials, workers=0)
+    one_process = dataclasses.replace(stage, trials_per_process=None)
     runs = [
-        measure(f"stage (trials_per_process={stage.trials_per_process})", stage, splits),
-        measure(
-            "baseline (one process)", dataclasses.replace(stage, trials_per_process=None), splits
-        ),
-    ]
+        measure(f"stage (trials_per_process={stage.trials_per_process})", stage, train, val,
+                threads),
+        measure("baseline (one process)", one_process, train, val, threads),
+    ]  # fmt: skip
+    chunked, whole = runs[0]["score_of_each_trial"], runs[1]["score_of_each_trial"]
+    same = sum(a == b for a, b in zip(chunked, whole, strict=True))
+    result = {"runs": runs, "identical_trial_scores": same, "environment": runtime.environment()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(runs, indent=2) + "\n")
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
-    columns = [key for key in runs[0] if key != "rss_mib_after_each_trial"]
+    columns = [key for key in runs[0] if not key.endswith("_each_trial")]
     print("| " + " | ".join(columns) + " |")
     print("|" + " --- |" * len(columns))
     for run in runs:
         print("| " + " | ".join(str(run[key]) for key in columns) + " |")
+    print(f"identical trial scores: {same} of {len(runs[0]['score_of_each_trial'])}")
 
 
 if __name__ == "__main__":

@@ -1,50 +1,143 @@
-"""Classify digit images from files: any size, dark-on-light or light-on-dark.
+"""Classify digit images from files: any size, mode, polarity, orientation or number of frames.
 
-Images are brought to MNIST's own format the way the dataset was made: grayscale, a light digit
-on black, cropped to the digit, scaled to fit 20x20 keeping the aspect ratio, and placed in a
-28x28 frame so that its centre of mass sits at the centre.
+Images are brought to MNIST's own format the way the dataset was made (LeCun et al., "The MNIST
+database"): a light digit on black, cropped to the digit, scaled to fit 20x20 keeping the aspect
+ratio, and placed in a 28x28 frame so that its centre of mass sits at the centre. Before that, each
+frame is shown the way a viewer shows it (EXIF orientation applied, 16-bit and float pixels scaled
+by their bit depth, transparency resolved), and the digit is found in the image as a whole: the
+paper is its commonest level, evened out for uneven lighting; the ink is what stands out of it on
+the far side; and the digit is the largest connected piece of ink with the pieces beside it,
+specks dropped.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from scipy import ndimage
 
 from digits.errors import DigitsError
 
 MAX_PIXELS = 40_000_000
 MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_FRAMES = 100
 DIGIT_BOX = 20
 FRAME = 28
 MNIST_CENTRE = 14  # where MNIST digits have their centre of mass (row and column), measured
-INK_FRACTION = 0.2  # a pixel belongs to the digit above this share of the brightest ink
+WORK_SIDE = 2048  # larger images are searched for the digit at this size (area-averaged)
+BACKGROUND_SIDE = 256  # the paper is estimated on a copy at most this many pixels a side
+ELEMENT_FRACTION = 0.5  # strokes narrower than this share of the image's shorter side are ink
+NOISE_FLOOR = 0.5  # grey levels: the least noise assumed, so a synthetic flat image has some
+MIN_CONTRAST = 0.04  # of full scale (about 10 of 255 grey levels): fainter marks are not ink
+NOISE_MARGIN = 6.0  # ink must stand this many noise standard deviations out of the paper
+INK_FRACTION = 0.25  # a pixel is the core of a stroke above this share of the strongest ink
+EDGE_FRACTION = 0.05  # ...and belongs to the stroke (its anti-aliased edge) above this share
+SPECK_FRACTION = 0.05  # a piece with less ink than this share of the largest piece is a speck
+NEAR_FRACTION = 0.5  # pieces this far (share of the digit's size) beside the digit belong to it
+STROKE_FRACTION = 0.1  # after scaling to 20x20, pixels above this share of the maximum are ink
+SATURATED_PERCENTILE = 90  # ...and the top 10% of them are full white, as in MNIST
+MIN_DIGIT_PIXELS = 10  # ink whose strokes span fewer pixels than this (either way) is a speck
+UNIFORM_COLOUR = 12.0  # grey levels: visible colour this even means the shape is in the alpha
+LOW_CONFIDENCE = 0.6  # a top probability below this is reported as "may not be a digit"
+FULL_SCALES = (1.0, 255.0, 65_535.0)  # white for 32-bit integer and float pixels, see _scaled
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a classified image came from: a file, and its frame (1-based) in a multi-frame file."""
+
+    path: str
+    frame: int | None = None  # None for a file with one frame
+
+    @property
+    def name(self) -> str:
+        return self.path if self.frame is None else f"{self.path}[frame {self.frame}]"
 
 
 @dataclass(frozen=True)
 class Prediction:
-    path: str
+    """The model's answer for one image; below LOW_CONFIDENCE it may not be a digit at all."""
+
+    source: Source
     digit: int
     probability: float
     top3: list[tuple[int, float]]
 
+    @property
+    def low_confidence(self) -> bool:
+        return self.probability < LOW_CONFIDENCE
+
     def as_dict(self) -> dict[str, object]:
         return {
-            "path": self.path,
+            "path": self.source.path,
+            "frame": self.source.frame,
             "digit": self.digit,
             "probability": round(self.probability, 4),
             "top3": [{"digit": d, "probability": round(p, 4)} for d, p in self.top3],
+            "low_confidence": self.low_confidence,
         }
 
     def line(self) -> str:
         others = ", ".join(f"{d} {p:.3f}" for d, p in self.top3)
-        return f"{self.path}: {self.digit} ({self.probability:.3f}); top 3: {others}"
+        warning = "; low confidence: may not be a digit" if self.low_confidence else ""
+        digit = f"{self.digit} ({self.probability:.3f})"
+        return f"{self.source.name}: {digit}; top 3: {others}{warning}"
 
 
-def read_grayscale(path: Path) -> np.ndarray:
-    """The image as float grayscale in [0, 255], transparent areas made white."""
+def load_frames(path: Path) -> list[tuple[Source, np.ndarray | DigitsError]]:
+    """Every frame of an image file in MNIST format, or the error that frame (or file) ran into.
+
+    Returns one `(source, result)` per frame, in file order; `result` is a 28x28 uint8 array (a
+    light digit on black, as in MNIST) or a `DigitsError` naming the problem: no such file, an
+    empty, too large or undecodable file, more than MAX_FRAMES frames (one entry for the file),
+    or a frame with no digit in it (one entry for that frame; the other frames are still read).
+    """
+    try:
+        with _open(path) as image:
+            count = getattr(image, "n_frames", 1)
+            if count > MAX_FRAMES:
+                raise DigitsError(
+                    f"{path}: {count} frames is too many (limit {MAX_FRAMES}); split the file"
+                )
+            results: list[tuple[Source, np.ndarray | DigitsError]] = []
+            for index, frame in enumerate(ImageSequence.Iterator(image), start=1):
+                source = Source(str(path), index if count > 1 else None)
+                try:
+                    results.append((source, to_mnist_format(frame_grayscale(frame), source.name)))
+                except DigitsError as error:
+                    results.append((source, error))
+                except _DECODE_ERRORS as error:
+                    results.append((source, _unreadable(source.name, error)))
+            return results
+    except DigitsError as error:
+        return [(Source(str(path)), error)]
+    except _DECODE_ERRORS as error:
+        return [(Source(str(path)), _unreadable(str(path), error))]
+
+
+_DECODE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    Image.DecompressionBombError,
+)
+
+
+def _unreadable(name: str, error: BaseException) -> DigitsError:
+    detail = str(error)
+    if isinstance(error, UnidentifiedImageError):  # its message names the in-memory buffer
+        detail = "not in any image format Pillow reads"
+    return DigitsError(f"{name}: not a readable image ({detail}); save it as PNG or JPEG")
+
+
+def _open(path: Path) -> Image.Image:
+    """The opened image; raises DigitsError for a missing, empty or too large file."""
     if not path.is_file():
         raise DigitsError(f"{path}: no such file")
     size = path.stat().st_size
@@ -52,65 +145,262 @@ def read_grayscale(path: Path) -> np.ndarray:
         raise DigitsError(f"{path}: the file is empty")
     if size > MAX_FILE_BYTES:
         raise DigitsError(f"{path}: {size:,} bytes is too large for a digit image (limit 50 MiB)")
-    try:
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise DigitsError(
-                    f"{path}: {image.width}x{image.height} pixels is too large "
-                    f"(limit {MAX_PIXELS:,}); crop or shrink it first"
-                )
-            image.load()
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            return np.asarray(ImageOps.grayscale(image), dtype=np.float64)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-        raise DigitsError(f"{path}: not a readable PNG or JPEG image ({error})") from None
+    # From memory, not the path: Pillow 13 memory-maps raw TIFF strips by the size it reports,
+    # which is already turned upright for EXIF orientations 5-8, so the pixels come out garbled.
+    image = Image.open(io.BytesIO(path.read_bytes()))
+    if image.width * image.height > MAX_PIXELS:
+        image.close()
+        raise DigitsError(
+            f"{path}: {image.width}x{image.height} pixels is too large "
+            f"(limit {MAX_PIXELS:,}); crop or shrink it first"
+        )
+    return image
+
+
+def frame_grayscale(image: Image.Image) -> np.ndarray:
+    """One frame as a viewer shows it: float32 grayscale, shape (height, width), in [0, 255].
+
+    The EXIF orientation tag is applied (ImageOps.exif_transpose). 16-bit pixels are scaled by
+    65535; 32-bit integer and float pixels by the smallest of 1, 255 or 65535 that holds their
+    largest value, or from their minimum to their maximum if they are negative or larger (NaN
+    and infinities count as the median).
+
+    A transparent colour key (GIF, PNG tRNS) marks the paper's own colour, so it is shown in that
+    colour. With an alpha channel, the alpha is the ink where the visible colour is even (white
+    ink on a transparent background, as drawing apps save it); otherwise the image is composited
+    over black if what is visible is light on average, over white if it is dark.
+
+    Raises OSError or ValueError if Pillow cannot decode the frame.
+    """
+    image = ImageOps.exif_transpose(image)
+    if image.mode.startswith(("I", "F")):
+        return _scaled(np.asarray(image), image.mode)
+    key = image.info.get("transparency")
+    if "A" not in image.mode and "a" not in image.mode and not isinstance(key, bytes):
+        colour = _luminance(image)
+        if key is None or np.ptp(colour) > 0:
+            return colour
+    rgba = image.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
+    colour = _luminance(rgba)
+    if np.ptp(alpha) == 0:
+        return colour
+    weight = alpha.sum()
+    mean = float((alpha * colour).sum() / weight)
+    spread = float(np.sqrt((alpha * (colour - mean) ** 2).sum() / weight))
+    if spread <= UNIFORM_COLOUR:
+        return 255 * alpha
+    backdrop = 0.0 if mean > 127.5 else 255.0
+    return alpha * colour + (1 - alpha) * backdrop
+
+
+def _luminance(image: Image.Image) -> np.ndarray:
+    """ITU-R 601-2 luma of the colours (any alpha ignored), float32 in [0, 255]."""
+    return np.asarray(image.convert("RGB").convert("L"), dtype=np.float32)
+
+
+def _scaled(values: np.ndarray, mode: str) -> np.ndarray:
+    """Integer or float pixels mapped to [0, 255] by bit depth or value range."""
+    values = values.astype(np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        values[~finite] = np.median(values[finite]) if finite.any() else 0.0
+    low, high = float(values.min()), float(values.max())
+    if mode.startswith("I;16") and low >= 0:
+        return (values * (255 / 65_535)).astype(np.float32)
+    if low >= 0 and high <= FULL_SCALES[-1]:
+        full = next(scale for scale in FULL_SCALES if high <= scale)
+        return (values * (255 / full)).astype(np.float32)
+    return ((values - low) * (255 / ((high - low) or 1.0))).astype(np.float32)
 
 
 def to_mnist_format(gray: np.ndarray, source: str = "image") -> np.ndarray:
-    """28x28 uint8, light digit on black, cropped, fit to 20x20 and centred by mass."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    ink = 255.0 - gray if np.median(border) > 127 else gray.copy()
-    ink -= np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]]))
-    ink = np.clip(ink, 0, None)
-    if ink.max() <= 0:
-        raise DigitsError(f"{source}: no digit found (the image is one flat colour)")
-    rows = np.flatnonzero((ink > INK_FRACTION * ink.max()).any(axis=1))
-    cols = np.flatnonzero((ink > INK_FRACTION * ink.max()).any(axis=0))
-    digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    digit = 255.0 * digit / digit.max()
+    """28x28 uint8, light digit on black, cropped, fit to 20x20 and centred by mass.
 
+    `gray` is a 2-D grayscale image in [0, 255] (any float or integer dtype), dark-on-light or
+    light-on-dark, of any size. The paper is its commonest grey level and the ink the side
+    (darker or lighter) that reaches further from it, so the decision rests on the image as a
+    whole, not on its border. Raises DigitsError ("no digit found") when nothing stands out of
+    the paper by MIN_CONTRAST of full scale and NOISE_MARGIN noise deviations, or when the ink
+    is a speck smaller than MIN_DIGIT_PIXELS.
+    """
+    gray = np.asarray(gray, dtype=np.float32)
+    if gray.ndim != 2 or min(gray.shape) < 1:
+        raise DigitsError(f"{source}: not a 2-D image (shape {gray.shape})")
+    if np.ptp(gray) == 0:
+        raise DigitsError(f"{source}: no digit found (the image is one flat colour)")
+    work = _shrunk(gray, WORK_SIDE)
+    found = _ink(work, _polarity(work))
+    if found.peak < max(NOISE_MARGIN * found.noise, MIN_CONTRAST * 255):
+        raise DigitsError(
+            f"{source}: no digit found (nothing stands out from the background: contrast "
+            f"{found.peak:.1f} of 255, noise {found.noise:.1f})"
+        )
+    core, keep = _digit_mask(found.smooth, found.peak, found.noise)
+    height, width = (int(np.ptp(np.flatnonzero(core.any(axis=a)))) + 1 for a in (1, 0))
+    if max(height, width) < MIN_DIGIT_PIXELS:
+        raise DigitsError(
+            f"{source}: no digit found (only a speck of ink, {width}x{height} pixels; a digit "
+            f"needs at least {MIN_DIGIT_PIXELS} pixels)"
+        )
+    rows, cols = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
+    crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    grain = min(2 * _pixel_noise(work), found.peak / 2)  # paper's noise, kept out of the digit
+    return _centred(np.clip(found.ink[crop] - grain, 0, None) * keep[crop])
+
+
+@dataclass(frozen=True)
+class _Ink:
+    """How far each pixel stands out of the paper on one side, in grey levels (0 = paper)."""
+
+    ink: np.ndarray  # float32, the shape of the image searched
+    smooth: np.ndarray  # the same, Gaussian-smoothed (sigma 1 pixel) against noise
+    noise: float  # standard deviation of `smooth` on the paper
+    peak: float  # the strongest smoothed ink
+
+
+def _ink(work: np.ndarray, sign: float) -> _Ink:
+    """The ink of `work` if it is dark (`sign` -1) or light (+1) on the paper.
+
+    The paper is a morphological closing (for dark ink; an opening for light ink) of a small,
+    smoothed copy with a square ELEMENT_FRACTION of its shorter side, then blurred: strokes
+    narrower than that are filled in while uneven lighting (gradients, vignettes, shadows wider
+    than the element) stays, the rolling-ball idea of ImageJ's "Subtract Background" (Sternberg,
+    "Biomedical image processing", Computer 16(1), 1983). The paper level is the mode of what is
+    left, and the noise the spread of the values below it, so neither depends on how much of the
+    image is ink.
+    """
+    small = ndimage.gaussian_filter(_shrunk(work, BACKGROUND_SIDE), 1.0)
+    size = max(3, round(ELEMENT_FRACTION * min(small.shape)))
+    fill = ndimage.grey_closing if sign < 0 else ndimage.grey_opening
+    paper = ndimage.gaussian_filter(fill(small, size=(size, size)), size / 4)
+    if paper.shape != work.shape:
+        paper = np.asarray(
+            Image.fromarray(paper, "F").resize(work.shape[::-1], Image.Resampling.BILINEAR)
+        )
+    ink = sign * (work - paper)
+    smooth = ndimage.gaussian_filter(ink, 1.0)
+    level = _mode(smooth)
+    ink -= level
+    smooth -= level
+    below = smooth[smooth <= 0]
+    noise = max(1.4826 * float(np.median(-below)) if below.size else 0.0, NOISE_FLOOR)
+    return _Ink(ink=ink, smooth=smooth, noise=noise, peak=float(smooth.max()))
+
+
+def _polarity(work: np.ndarray) -> float:
+    """-1.0 for dark ink, +1.0 for light: the side reaching further from the commonest level.
+
+    The commonest level is the paper even where ink covers most of the image (as in a tightly
+    cropped digit), since ink spreads over many levels at its anti-aliased edges.
+    """
+    smooth = ndimage.gaussian_filter(work, 1.0)
+    paper = _mode(ndimage.gaussian_filter(_shrunk(work, BACKGROUND_SIDE), 1.0))
+    return 1.0 if float(smooth.max()) - paper > paper - float(smooth.min()) else -1.0
+
+
+def _mode(values: np.ndarray) -> float:
+    """The commonest value (peak of a 512-bin histogram smoothed over 2 bins)."""
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-6:
+        return low
+    counts, edges = np.histogram(values, bins=512, range=(low, high))
+    peak = int(np.argmax(ndimage.gaussian_filter1d(counts.astype(np.float64), 2.0)))
+    return float(edges[peak] + edges[peak + 1]) / 2
+
+
+def _shrunk(gray: np.ndarray, side: int) -> np.ndarray:
+    """The image area-averaged so its larger side is at most `side` pixels."""
+    scale = side / max(gray.shape)
+    if scale >= 1:
+        return gray
+    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+    return np.asarray(Image.fromarray(gray, "F").resize(size, Image.Resampling.BOX))
+
+
+def _pixel_noise(gray: np.ndarray) -> float:
+    """Standard deviation of pixel noise, from differences between neighbours.
+
+    Flat paper and flat ink both give differences of noise alone (times sqrt 2); the edges of
+    strokes, which differ more, are too few to move the median, however much of the image is ink.
+    """
+    differences = np.concatenate([np.diff(gray, axis=0).ravel(), np.diff(gray, axis=1).ravel()])
+    return max(1.4826 * float(np.median(np.abs(differences))) / np.sqrt(2), NOISE_FLOOR)
+
+
+def _digit_mask(ink: np.ndarray, peak: float, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """The digit's stroke cores and its whole extent, boolean masks shaped like `ink`.
+
+    The digit is the largest connected piece of strong ink (scipy.ndimage.label, 8-connected) and
+    the pieces near it; pieces with less than SPECK_FRACTION of its ink are specks and dropped.
+    Strokes are found with two thresholds (hysteresis): cores above INK_FRACTION of the peak,
+    grown into their anti-aliased edges above EDGE_FRACTION; both at least 3-4 noise deviations.
+    """
+    eight = np.ones((3, 3), dtype=bool)
+    cores, count = ndimage.label(ink > max(INK_FRACTION * peak, 4 * noise), structure=eight)
+    masses = ndimage.sum_labels(ink, cores, index=np.arange(1, count + 1))
+    boxes = ndimage.find_objects(cores)
+    pieces = [i for i in range(count) if masses[i] >= SPECK_FRACTION * masses.max()]
+    chosen = {int(np.argmax(masses))}
+    region = _box(boxes[int(np.argmax(masses))])
+    grown = True
+    while grown:  # a piece near the digit makes it larger, which may bring more pieces near
+        grown = False
+        for piece in pieces:
+            box = _box(boxes[piece])
+            if piece not in chosen and _near(box, region):
+                chosen.add(piece)
+                region = (*np.minimum(region[:2], box[:2]), *np.maximum(region[2:], box[2:]))
+                grown = True
+    edges, _ = ndimage.label(ink > max(EDGE_FRACTION * peak, 3 * noise), structure=eight)
+    core = np.isin(cores, [piece + 1 for piece in chosen])
+    return core, np.isin(edges, np.unique(edges[core]))
+
+
+def _box(box: tuple[slice, slice]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of a scipy.ndimage.find_objects box."""
+    return box[0].start, box[1].start, box[0].stop, box[1].stop
+
+
+def _near(box: tuple[int, ...], region: tuple[int, ...]) -> bool:
+    """Whether `box` overlaps `region` grown by NEAR_FRACTION of the region's larger side."""
+    margin = NEAR_FRACTION * max(region[2] - region[0], region[3] - region[1])
+    return (
+        box[0] <= region[2] + margin
+        and box[2] >= region[0] - margin
+        and box[1] <= region[3] + margin
+        and box[3] >= region[1] - margin
+    )
+
+
+def _centred(digit: np.ndarray) -> np.ndarray:
+    """The cropped ink scaled to fit DIGIT_BOX, in a FRAME x FRAME frame centred by its mass."""
     scale = DIGIT_BOX / max(digit.shape)
     size = (max(1, round(digit.shape[1] * scale)), max(1, round(digit.shape[0] * scale)))
     patch = np.asarray(
-        Image.fromarray(digit.astype(np.uint8)).resize(size, Image.Resampling.LANCZOS),
+        Image.fromarray(digit.astype(np.float32), "F").resize(size, Image.Resampling.LANCZOS),
         dtype=np.float64,
     )
-    rows_grid, cols_grid = np.indices(patch.shape)
-    mass = patch.sum()
-    centre_row, centre_col = (rows_grid * patch).sum() / mass, (cols_grid * patch).sum() / mass
-    top = round(float(MNIST_CENTRE - centre_row))
-    left = round(float(MNIST_CENTRE - centre_col))
-    top = min(max(top, 0), FRAME - patch.shape[0])
-    left = min(max(left, 0), FRAME - patch.shape[1])
+    patch = np.clip(patch, 0, None)
+    strokes = patch[patch > STROKE_FRACTION * patch.max()]
+    patch = np.clip(patch * (255 / np.percentile(strokes, SATURATED_PERCENTILE)), 0, 255)
+    centre_row, centre_col = ndimage.center_of_mass(patch)
+    top = min(max(round(MNIST_CENTRE - centre_row), 0), FRAME - patch.shape[0])
+    left = min(max(round(MNIST_CENTRE - centre_col), 0), FRAME - patch.shape[1])
     frame = np.zeros((FRAME, FRAME), dtype=np.float64)
     frame[top : top + patch.shape[0], left : left + patch.shape[1]] = patch
     return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
 
 
-def load_image(path: Path) -> np.ndarray:
-    return to_mnist_format(read_grayscale(path), str(path))
-
-
-def predict_images(model: object, images: np.ndarray, paths: list[str]) -> list[Prediction]:
+def predict_images(model: object, images: np.ndarray, sources: list[Source]) -> list[Prediction]:
+    """Digit, probability and top 3 for each image: `images` is N x 28 x 28 uint8 (MNIST format)."""
     probabilities = model.predict(images, verbose=0)
     predictions = []
-    for path, row in zip(paths, probabilities, strict=True):
+    for source, row in zip(sources, probabilities, strict=True):
         order = np.argsort(-row)[:3]
         predictions.append(
             Prediction(
-                path=path,
+                source=source,
                 digit=int(order[0]),
                 probability=float(row[order[0]]),
                 top3=[(int(d), float(row[d])) for d in order],

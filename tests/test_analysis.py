@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.special import softmax
 
 from digits.analysis import (
     confusion_matrix,
+    label_issues,
     mistakes_by_confidence,
     per_class_error_rate,
-    suspected_label_errors,
+    reliability_curves,
     top_confused_pairs,
     write_error_analysis,
 )
-from digits.evaluation import Predictions, evaluation_metrics, expected_calibration_error
+from digits.evaluation import (
+    Predictions,
+    accuracy_interval,
+    calibration,
+    evaluation_metrics,
+    load_predictions,
+    per_class_rows,
+    probability_scores,
+    save_predictions,
+)
 from digits.params import ErrorAnalysisParams
 
 
@@ -51,11 +65,8 @@ def test_top_confused_pair(predictions: Predictions) -> None:
     assert (pairs[1].actual, pairs[1].predicted) == (5, 3)  # ties: lowest digits first
 
 
-def test_mistakes_are_ordered_by_confidence_and_suspects_pass_the_threshold(
-    predictions: Predictions,
-) -> None:
+def test_mistakes_are_ordered_by_confidence(predictions: Predictions) -> None:
     assert mistakes_by_confidence(predictions).tolist() == [0, 3, 1, 9]
-    assert suspected_label_errors(predictions, threshold=0.95).tolist() == [0]
 
 
 def test_calibration_error_is_known() -> None:
@@ -65,26 +76,137 @@ def test_calibration_error_is_known() -> None:
     confidence = [0.9, 0.9, 0.9, 0.9, 0.6, 0.6, 0.6, 0.6]
     predictions = Predictions(one_hot_probabilities(predicted, confidence), labels)
     expected = 0.5 * abs(0.75 - 0.9) + 0.5 * abs(1.0 - 0.6)
-    assert expected_calibration_error(predictions) == pytest.approx(expected)
+    bins = calibration(predictions)
+    assert bins.ece == pytest.approx(expected)
+    assert bins.counts.tolist() == [4, 4]
+    assert bins.accuracy.tolist() == [1.0, 0.75]
+    assert bins.confidence == pytest.approx([0.6, 0.9])
 
 
-def test_metrics_and_error_rates(predictions: Predictions) -> None:
+def test_nll_and_brier_are_known() -> None:
+    # Sample 0: right with 0.9 on its digit; sample 1: wrong, 0.6 on digit 1, label 0 at 0.4/9.
+    predictions = Predictions(one_hot_probabilities([0, 1], [0.9, 0.6]), np.array([0, 0]))
+    scores = probability_scores(predictions)
+    assert scores["nll"] == pytest.approx((-math.log(0.9) - math.log(0.4 / 9)) / 2)
+    brier_right = (1 - 0.9) ** 2 + 9 * (0.1 / 9) ** 2
+    brier_wrong = (1 - 0.4 / 9) ** 2 + 0.6**2 + 8 * (0.4 / 9) ** 2
+    assert scores["brier"] == pytest.approx((brier_right + brier_wrong) / 2)
+
+
+def test_clopper_pearson_interval_matches_its_closed_form_at_the_extremes() -> None:
+    # All n right: the exact interval is [(alpha/2)^(1/n), 1]; none: [0, 1 - (alpha/2)^(1/n)].
+    assert accuracy_interval(50, 50) == pytest.approx((0.025 ** (1 / 50), 1.0))
+    assert accuracy_interval(0, 50) == pytest.approx((0.0, 1 - 0.025 ** (1 / 50)))
+    low, high = accuracy_interval(9965, 10_000)
+    assert low < 0.9965 < high and high - low == pytest.approx(0.00243, abs=1e-4)
+
+
+def test_unscaled_probabilities_are_exactly_those_before_temperature_scaling(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, (500, 10))
+    labels = rng.integers(0, 10, 500)
+    scaled = Predictions(softmax(logits / 0.4, axis=1).astype(np.float32), labels, 0.4)
+    save_predictions(scaled, tmp_path / "test.npz")
+    loaded = load_predictions(tmp_path / "test.npz")
+    assert loaded.temperature == 0.4
+    unscaled = loaded.unscaled()
+    np.testing.assert_allclose(unscaled.probabilities, softmax(logits, axis=1), atol=1e-6)
+    np.testing.assert_array_equal(unscaled.predicted, scaled.predicted)
+    assert unscaled.temperature == 1.0
+
+
+def test_metrics_come_flat_headline_first_with_before_and_after_scaling(
+    predictions: Predictions,
+) -> None:
     metrics = evaluation_metrics(predictions)
+    assert list(metrics)[:6] == [
+        "accuracy", "accuracy_ci_low", "accuracy_ci_high", "errors", "samples", "temperature",
+    ]  # fmt: skip
+    assert all(isinstance(value, int | float) for value in metrics.values())
     assert metrics["accuracy"] == 0.6
     assert metrics["errors"] == 4
-    assert metrics["per_class"]["4"]["recall"] == pytest.approx(1 / 3, abs=1e-6)
+    assert metrics["accuracy_ci_low"] < 0.6 < metrics["accuracy_ci_high"]
+    # No temperature: the scores before and after scaling are the same numbers.
+    assert metrics["temperature"] == 1.0
+    for name in ("ece", "nll", "brier"):
+        assert metrics[f"{name}_unscaled"] == metrics[name]
+    with np.errstate(divide="ignore"):  # one row is exactly one-hot
+        log_p = np.log(predictions.probabilities)
+    sharpened = Predictions(softmax(log_p / 0.5, axis=1), predictions.labels, 0.5)
+    metrics = evaluation_metrics(sharpened)
+    assert metrics["temperature"] == 0.5
+    assert metrics["nll_unscaled"] == pytest.approx(evaluation_metrics(predictions)["nll"])
+    assert metrics["nll"] != pytest.approx(metrics["nll_unscaled"])
+
+
+def test_per_class_rows_and_error_rates(predictions: Predictions) -> None:
+    rows = per_class_rows(predictions)
+    assert [row["digit"] for row in rows] == list(range(10))
+    assert rows[4]["recall"] == pytest.approx(1 / 3, abs=1e-6)
+    assert rows[4]["error_rate"] == pytest.approx(2 / 3, abs=1e-6)
+    assert rows[4]["support"] == 3
     assert per_class_error_rate(predictions)[7] == 0.5
+    assert np.isnan(per_class_error_rate(predictions)[0])  # no 0 in the labels: undefined, not 0
+
+
+def test_label_issues_finds_the_flipped_labels() -> None:
+    """30 images per digit, predicted right at 0.91, and three labels changed; the model is only
+    0.6 sure of one of those, under its digit's threshold: ranked low, but not flagged."""
+    true = np.repeat(np.arange(10), 30)
+    labels = true.copy()
+    flipped = {17: 5, 95: 2, 260: 4}
+    for index, wrong_label in flipped.items():
+        labels[index] = wrong_label
+    probabilities = one_hot_probabilities(true.tolist(), [0.91] * len(true))
+    probabilities[95] = one_hot_probabilities([true[95]], [0.6])[0]  # less sure of this one
+    issues = label_issues(Predictions(probabilities, labels))
+    assert np.flatnonzero(issues.flagged).tolist() == [17, 260]
+    assert issues.ranked[:3].tolist() == [17, 260, 95]  # quality 0.01, 0.01, then 0.4/9
+    assert issues.quality[17] == pytest.approx(0.01)
+    assert issues.candidates(at_least=1).tolist() == [17, 260]  # every flagged one
+    assert issues.candidates(at_least=3).tolist() == [17, 260, 95]
+
+
+def test_the_reliability_diagram_shows_before_and_after_scaling() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, (2000, 10))
+    labels = rng.integers(0, 10, 2000)
+    scaled = Predictions(softmax(logits / 2, axis=1).astype(np.float32), labels, 2.0)
+    curves, title = reliability_curves(scaled)
+    before, after = calibration(scaled.unscaled()), calibration(scaled)
+    assert [curve.label for curve in curves] == [
+        f"before scaling: ECE {before.ece:.4f}",
+        f"after scaling (T = 2.000): ECE {after.ece:.4f}",
+    ]
+    assert curves[0].counts == before.counts.tolist() and sum(curves[1].counts) == 2000
+    assert "T = 2.000" in title
+    unscaled_curves, _ = reliability_curves(scaled.unscaled())
+    assert len(unscaled_curves) == 1  # no temperature: one curve
 
 
 def test_the_report_writes_every_figure(predictions: Predictions, tmp_path: Path) -> None:
     images = np.random.default_rng(0).integers(0, 255, (10, 28, 28), dtype=np.uint8)
     params = ErrorAnalysisParams(gallery_size=4, top_pairs=2, suspect_confidence=0.95)
-    metrics = write_error_analysis(predictions, images, params, tmp_path)
-    assert metrics["top_pairs"]["4_as_9"] == {"count": 2, "share_of_errors": 0.5}
-    assert metrics["suspected_label_errors"] == 1
+    found = write_error_analysis(predictions, images, params, tmp_path)
+    assert found.errors == 4
+    assert found.metrics() == {"label_issues": int(found.label_issues.flagged.sum())}
+    json.dumps(found.metrics())  # plain ints: what write_json needs
     figures = sorted(path.name for path in (tmp_path / "images").iterdir())
     assert figures == [
-        "confusion_matrix.png", "misclassified.png", "pair_4_as_9.png", "pair_5_as_3.png",
-        "per_class_error_rate.png", "reliability.png", "suspected_label_errors.png",
+        "confusion_matrix.png", "label_issues.png", "misclassified.png", "pair_4_as_9.png",
+        "pair_5_as_3.png", "per_class_error_rate.png", "reliability.png",
     ]  # fmt: skip
-    assert (tmp_path / "suspected_label_errors.csv").read_text().splitlines()[1] == "0,4,9,0.97"
+    pairs = (tmp_path / "confused_pairs.csv").read_text().splitlines()
+    assert pairs[:2] == ["pair,actual,predicted,count,share_of_errors", "4->9,4,9,2,0.5"]
+    with (tmp_path / "label_issues.csv").open() as table:
+        rows = list(csv.DictReader(table))
+    assert len(rows) == 10  # fewer than 100 images: every one, lowest label quality first
+    # Image 0: label 4, predicted 9 with 0.97, so p(label) = 0.03 / 9, the lowest of all.
+    assert rows[0] == {
+        "test_index": "0", "given_label": "4", "model_label": "9", "label_quality": "0.003333",
+        "flagged": str(int(found.label_issues.flagged[0])),
+    }  # fmt: skip
+    qualities = [float(row["label_quality"]) for row in rows]
+    assert qualities == sorted(qualities)

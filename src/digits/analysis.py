@@ -1,4 +1,4 @@
-"""What the model gets wrong: confused pairs, confident mistakes, suspected label errors."""
+"""What the model gets wrong: confused pairs, its mistakes, and test labels that look wrong."""
 
 from __future__ import annotations
 
@@ -7,18 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cleanlab.filter import find_label_issues
+from cleanlab.rank import get_label_quality_scores
 from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 
 from digits import plots
 from digits.data import NUM_CLASSES
 from digits.errors import DigitsError
-from digits.evaluation import (
-    Predictions,
-    calibration_bins,
-    expected_calibration_error,
-)
+from digits.evaluation import Calibration, Predictions, calibration, per_class_scores
 from digits.files import write_csv
 from digits.params import ErrorAnalysisParams
+
+LABEL_ISSUE_ROWS = 100  # label_issues.csv: at least this many candidates, and every flagged one
+LABEL_ISSUE_GALLERY = 50  # images in label_issues.png
 
 
 def confusion_matrix(predictions: Predictions) -> np.ndarray:
@@ -63,17 +64,45 @@ def mistakes_for_pair(predictions: Predictions, pair: ConfusedPair) -> np.ndarra
     return ordered[keep]
 
 
-def suspected_label_errors(predictions: Predictions, threshold: float) -> np.ndarray:
-    """Mistakes made with confidence >= threshold: often the label, not the model, is wrong."""
-    ordered = mistakes_by_confidence(predictions)
-    return ordered[predictions.confidence[ordered] >= threshold]
-
-
 def per_class_error_rate(predictions: Predictions) -> np.ndarray:
-    """Share of each true digit's test images that the model gets wrong."""
-    errors = np.bincount(predictions.labels[predictions.wrong], minlength=NUM_CLASSES)
-    support = np.bincount(predictions.labels, minlength=NUM_CLASSES)
-    return np.divide(errors, support, out=np.zeros(NUM_CLASSES), where=support > 0)
+    """(10,) share of each true digit's test images the model gets wrong: 1 - recall."""
+    return per_class_scores(predictions)["error_rate"]
+
+
+@dataclass(frozen=True)
+class LabelIssues:
+    """Test images whose given label may be wrong, by confident learning (cleanlab).
+
+    quality: (N,) float, the label quality score of every test image, the probability the model
+    gives its label ("self_confidence"; low = suspicious); ranked: (N,) int, test indices from the
+    lowest quality up (ties by index); flagged: (N,) bool, cleanlab's verdict (per-class
+    thresholds from the confident joint, `filter_by="prune_by_noise_rate"`).
+    Source: Northcutt, Jiang and Chuang (2021), "Confident Learning: Estimating Uncertainty in
+    Dataset Labels", JAIR 70; cleanlab.filter.find_label_issues, cleanlab.rank.
+    """
+
+    quality: np.ndarray
+    ranked: np.ndarray
+    flagged: np.ndarray
+
+    def candidates(self, at_least: int = LABEL_ISSUE_ROWS) -> np.ndarray:
+        """The `at_least` lowest-quality test indices plus every flagged one, lowest first."""
+        keep = np.zeros(len(self.ranked), dtype=bool)
+        keep[self.ranked[:at_least]] = True
+        keep |= self.flagged
+        return self.ranked[keep[self.ranked]]
+
+
+def label_issues(predictions: Predictions) -> LabelIssues:
+    """Rank every test image by how likely its given label is wrong (see `LabelIssues`).
+
+    The test-set probabilities are out-of-sample for the trained model, which confident learning
+    needs. n_jobs=1: one process, deterministic, and the machine's cores stay with the pipeline.
+    """
+    labels, probabilities = predictions.labels, predictions.probabilities
+    quality = get_label_quality_scores(labels, probabilities, method="self_confidence")
+    flagged = find_label_issues(labels, probabilities, n_jobs=1)
+    return LabelIssues(quality, np.argsort(quality, kind="stable"), flagged)
 
 
 def caption(predictions: Predictions, index: int) -> str:
@@ -84,10 +113,50 @@ def caption(predictions: Predictions, index: int) -> str:
     )
 
 
+def label_issue_caption(predictions: Predictions, issues: LabelIssues, index: int) -> str:
+    flag = " *" if issues.flagged[index] else ""
+    return (
+        f"#{index} label {predictions.labels[index]}{flag}\n"
+        f"model {predictions.predicted[index]} q={issues.quality[index]:.2g}"
+    )
+
+
+def _curve(label: str, bins: Calibration) -> plots.ReliabilityCurve:
+    return plots.ReliabilityCurve(
+        label, bins.confidence.tolist(), bins.accuracy.tolist(), bins.counts.tolist()
+    )
+
+
+def reliability_curves(predictions: Predictions) -> tuple[list[plots.ReliabilityCurve], str]:
+    """Curves before and after temperature scaling (one when the model has none), and a title."""
+    after = calibration(predictions)
+    if predictions.temperature == 1.0:
+        title = f"Reliability on the test set (ECE {after.ece:.4f}, no temperature scaling)"
+        return [_curve(f"model: ECE {after.ece:.4f}", after)], title
+    before = calibration(predictions.unscaled())
+    temperature = f"T = {predictions.temperature:.3f}"
+    return [
+        _curve(f"before scaling: ECE {before.ece:.4f}", before),
+        _curve(f"after scaling ({temperature}): ECE {after.ece:.4f}", after),
+    ], f"Reliability on the test set, temperature scaling with {temperature}"
+
+
+@dataclass(frozen=True)
+class ErrorAnalysis:
+    errors: int
+    pairs: list[ConfusedPair]
+    label_issues: LabelIssues
+
+    def metrics(self) -> dict[str, Any]:
+        """For `metrics/error_analysis.json`: a count that keeps its key from run to run (the
+        pairs, which change, live in confused_pairs.csv)."""
+        return {"label_issues": int(self.label_issues.flagged.sum())}
+
+
 def write_error_analysis(
     predictions: Predictions, images: np.ndarray, params: ErrorAnalysisParams, out_dir: Path
-) -> dict[str, Any]:
-    """Write the figures and tables under `out_dir`; return the metrics to record."""
+) -> ErrorAnalysis:
+    """Write the figures and tables under `out_dir`; return what was found."""
     if len(images) != len(predictions.labels):
         raise DigitsError(
             f"{len(predictions.labels)} predictions but {len(images)} test images: the saved "
@@ -96,7 +165,7 @@ def write_error_analysis(
     figures = out_dir / "images"
     pairs = top_confused_pairs(predictions, params.top_pairs)
     mistakes = mistakes_by_confidence(predictions)
-    suspects = suspected_label_errors(predictions, params.suspect_confidence)
+    issues = label_issues(predictions)
 
     def gallery(indices: np.ndarray, name: str, title: str) -> None:
         shown = indices[: params.gallery_size]
@@ -110,25 +179,22 @@ def write_error_analysis(
         f"Test confusion matrix: {len(mistakes)} errors in {len(predictions.labels):,} images",
     )
     gallery(mistakes, "misclassified.png", "Misclassified test images, most confident first")
-    gallery(
-        suspects,
-        "suspected_label_errors.png",
-        f"Suspected label errors: wrong with confidence >= {params.suspect_confidence}",
-    )
     for pair in pairs:
         gallery(
             mistakes_for_pair(predictions, pair),
             f"pair_{pair.actual}_as_{pair.predicted}.png",
             f"True {pair.actual} predicted as {pair.predicted}: {pair.count} images",
         )
-    bins = calibration_bins(predictions)
-    plots.reliability_diagram(
-        [row["confidence"] for row in bins],
-        [row["accuracy"] for row in bins],
-        [row["count"] for row in bins],
-        figures / "reliability.png",
-        expected_calibration_error(predictions),
+    shown = issues.ranked[:LABEL_ISSUE_GALLERY]
+    plots.image_gallery(
+        images[shown],
+        [label_issue_caption(predictions, issues, i) for i in shown],
+        figures / "label_issues.png",
+        f"Label-error candidates, lowest label quality q first; * = flagged by cleanlab "
+        f"({int(issues.flagged.sum())} in all)",
     )
+    curves, title = reliability_curves(predictions)
+    plots.reliability_diagram(curves, figures / "reliability.png", title)
     plots.per_class_error_bars(
         per_class_error_rate(predictions), figures / "per_class_error_rate.png"
     )
@@ -142,19 +208,13 @@ def write_error_analysis(
         ],
     )  # fmt: skip
     write_csv(
-        out_dir / "suspected_label_errors.csv",
+        out_dir / "label_issues.csv",
         [
-            {"test_index": int(i), "label": int(predictions.labels[i]),
-             "predicted": int(predictions.predicted[i]),
-             "confidence": round(float(predictions.confidence[i]), 4)}
-            for i in suspects
+            {"test_index": int(i), "given_label": int(predictions.labels[i]),
+             "model_label": int(predictions.predicted[i]),
+             "label_quality": round(float(issues.quality[i]), 6),
+             "flagged": int(issues.flagged[i])}
+            for i in issues.candidates()
         ],
     )  # fmt: skip
-    return {
-        "errors": len(mistakes),
-        "suspected_label_errors": len(suspects),
-        "top_pairs": {
-            f"{p.actual}_as_{p.predicted}": {"count": p.count, "share_of_errors": p.share_of_errors}
-            for p in pairs
-        },
-    }
+    return ErrorAnalysis(len(mistakes), pairs, issues)

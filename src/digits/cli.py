@@ -26,22 +26,24 @@ def run_stage(main: Callable[[], None]) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    """Every readable image is classified; each bad one gets its own error line (exit 1)."""
+    """Every readable image (each frame of a multi-frame file) is classified; each bad file or
+    frame gets its own error line (exit 1)."""
     import numpy as np
 
     from digits.model import load_model
-    from digits.predict import load_image, predict_images
+    from digits.predict import load_frames, predict_images
 
-    images, paths, failed = [], [], 0
+    images, sources, failed = [], [], 0
     for path in args.images:
-        try:
-            images.append(load_image(path))
-            paths.append(str(path))
-        except DigitsError as error:
-            print(f"error: {error}", file=sys.stderr)
-            failed += 1
+        for source, result in load_frames(path):
+            if isinstance(result, DigitsError):
+                print(f"error: {result}", file=sys.stderr)
+                failed += 1
+            else:
+                images.append(result)
+                sources.append(source)
     if images:
-        predictions = predict_images(load_model(args.model), np.stack(images), paths)
+        predictions = predict_images(load_model(args.model), np.stack(images), sources)
         if args.json:
             print(json.dumps([p.as_dict() for p in predictions], indent=2))
         else:
@@ -62,9 +64,16 @@ def export_command(args: argparse.Namespace) -> None:
 
 
 def review_command(args: argparse.Namespace) -> None:
+    """Write the report; --fail-if-worse: exit 1 when NEW is significantly worse (a CI gate)."""
     from digits.review import write_review
 
-    print(f"review: wrote {write_review(args.old, args.new, args.out)}")
+    review = write_review(args.old, args.new, args.out)
+    print(f"review: {review.comparison.summary()}")
+    print(f"review: wrote {review.path}")
+    if args.fail_if_worse and review.comparison.new_is_worse:
+        raise DigitsError(
+            f"review: {review.comparison.verdict()} on the test set (--fail-if-worse)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,11 +94,18 @@ def main(argv: list[str] | None = None) -> None:
     export.set_defaults(handler=export_command)
 
     review = commands.add_parser(
-        "review", help="offline Markdown report comparing two revisions: params, metrics, plots"
+        "review",
+        help="offline Markdown report comparing two revisions: a paired McNemar test of their "
+        "test predictions, params, metrics, plots",
     )
     review.add_argument("old", help="baseline revision: commit, branch, tag or experiment")
     review.add_argument("new", nargs="?", help="revision to compare (default: the workspace)")
     review.add_argument("-o", "--out", type=Path, default=Path("review"), help="output folder")
+    review.add_argument(
+        "--fail-if-worse",
+        action="store_true",
+        help="exit 1 when NEW makes significantly more test errors than OLD (McNemar, p < 0.05)",
+    )
     review.set_defaults(handler=review_command)
 
     args = parser.parse_args(argv)

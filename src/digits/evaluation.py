@@ -10,21 +10,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import precision_recall_fscore_support
+from scipy.special import softmax
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import brier_score_loss, f1_score, log_loss, precision_recall_fscore_support
+from statsmodels.stats.proportion import proportion_confint
 
 from digits.data import NUM_CLASSES
 from digits.errors import DigitsError
 from digits.files import atomic_path, read_npz
 
 CALIBRATION_BINS = 15
+CONFIDENCE_LEVEL = 0.95
+DIGITS = np.arange(NUM_CLASSES)
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """Per-sample predicted probabilities (N x 10) and the true labels of the test set."""
+    """The test set as the published model saw it.
+
+    probabilities: (N, 10) float32, the model's output, i.e. after temperature scaling when the
+    model carries a temperature (`digits.calibration`); labels: (N,) int, the true digits;
+    temperature: the T the model divides its logits by (1.0: no scaling).
+    """
 
     probabilities: np.ndarray
     labels: np.ndarray
+    temperature: float = 1.0
 
     @property
     def predicted(self) -> np.ndarray:
@@ -38,94 +49,167 @@ class Predictions:
     def wrong(self) -> np.ndarray:
         return self.predicted != self.labels
 
+    def unscaled(self) -> Predictions:
+        """The same predictions before temperature scaling, softmax(logits), from p and T alone.
+
+        Exact: p = softmax(z / T) gives log p = z / T - logsumexp(z / T), so T log p = z - c per
+        row, and softmax is unchanged by a per-row constant: softmax(T log p) = softmax(z). Up to
+        float32 rounding of p; a probability that underflowed to 0 stays 0.
+        """
+        if self.temperature == 1.0:
+            return self
+        with np.errstate(divide="ignore"):
+            log_p = np.log(self.probabilities.astype(np.float64))
+        unscaled = softmax(self.temperature * log_p, axis=1).astype(np.float32)
+        return Predictions(unscaled, self.labels, 1.0)
+
 
 def save_predictions(predictions: Predictions, path: Path) -> None:
     with atomic_path(path, verify=load_predictions) as temporary:
         np.savez_compressed(
-            temporary, probabilities=predictions.probabilities, labels=predictions.labels
+            temporary,
+            probabilities=predictions.probabilities,
+            labels=predictions.labels,
+            temperature=np.float64(predictions.temperature),
         )
 
 
 def load_predictions(path: Path | str) -> Predictions:
     fix = "run `dvc repro evaluate` to regenerate it"
-    probabilities, labels = read_npz(path, ("probabilities", "labels"), fix)
+    probabilities, labels, temperature = read_npz(
+        path, ("probabilities", "labels", "temperature"), fix
+    )
     if probabilities.ndim != 2 or probabilities.shape != (len(labels), NUM_CLASSES):
         raise DigitsError(
             f"{path}: expected N x 10 probabilities, got {probabilities.shape}: {fix}"
         )
-    return Predictions(probabilities, labels)
+    return Predictions(probabilities, labels, float(temperature))
 
 
-def cross_entropy(predictions: Predictions) -> float:
-    """Mean negative log-likelihood of the true class (no label smoothing)."""
-    true_class = predictions.probabilities[np.arange(len(predictions.labels)), predictions.labels]
-    return float(-np.log(np.clip(true_class, 1e-12, 1.0)).mean())
+@dataclass(frozen=True)
+class Calibration:
+    """Top-label reliability in equal-width confidence bins, non-empty bins only.
+
+    accuracy, confidence: (B,) float, per bin the share of right answers and the mean top-class
+    probability; counts: (B,) int, images per bin; ece: the expected calibration error,
+    sum over bins of counts / N * |accuracy - confidence| (Guo et al. 2017, eq. 3; Naeini et al.
+    2015), in [0, 1].
+    """
+
+    accuracy: np.ndarray
+    confidence: np.ndarray
+    counts: np.ndarray
+    ece: float
 
 
-def calibration_bins(
-    predictions: Predictions, bins: int = CALIBRATION_BINS
-) -> list[dict[str, float]]:
-    """Equal-width confidence bins: how sure the model was vs how often it was right."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    confidence, correct = predictions.confidence, ~predictions.wrong
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    rows = []
-    for index in range(bins):
-        members = which == index
-        count = int(members.sum())
-        rows.append(
-            {
-                "lower": float(edges[index]),
-                "upper": float(edges[index + 1]),
-                "count": count,
-                "confidence": float(confidence[members].mean()) if count else 0.0,
-                "accuracy": float(correct[members].mean()) if count else 0.0,
-            }
-        )
-    return rows
+def calibration(predictions: Predictions, bins: int = CALIBRATION_BINS) -> Calibration:
+    """`bins` equal-width bins of the top-class probability over [0, 1], via sklearn.
 
-
-def expected_calibration_error(predictions: Predictions, bins: int = CALIBRATION_BINS) -> float:
-    total = len(predictions.labels)
-    return float(
-        sum(
-            row["count"] / total * abs(row["accuracy"] - row["confidence"])
-            for row in calibration_bins(predictions, bins)
-        )
+    sklearn.calibration.calibration_curve gives each bin's accuracy and mean confidence;
+    it returns no counts, so they come from its own bin rule (bin = searchsorted of the inner
+    edges, as in its source: a confidence on an edge belongs to the lower bin).
+    """
+    confidence, correct = predictions.confidence.astype(np.float64), ~predictions.wrong
+    accuracy, mean_confidence = calibration_curve(
+        correct, confidence, n_bins=bins, strategy="uniform", pos_label=True
     )
+    inner_edges = np.linspace(0.0, 1.0, bins + 1)[1:-1]
+    counts = np.bincount(np.searchsorted(inner_edges, confidence), minlength=bins)
+    counts = counts[counts > 0]
+    ece = float(np.sum(counts / counts.sum() * np.abs(accuracy - mean_confidence)))
+    return Calibration(accuracy, mean_confidence, counts, ece)
 
 
-def evaluation_metrics(predictions: Predictions) -> dict[str, Any]:
-    """Everything `dvc metrics diff` should list for the test set."""
-    labels, predicted = predictions.labels, predictions.predicted
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=np.arange(NUM_CLASSES), zero_division=0
-    )
+def probability_scores(predictions: Predictions) -> dict[str, float]:
+    """ECE (see `Calibration`), NLL and Brier score of the predicted probabilities.
+
+    nll: mean -log p(true digit), natural log (sklearn.metrics.log_loss). brier: mean over images
+    of the squared distance between the one-hot label and the 10 probabilities, summed over the
+    classes (Brier 1950; sklearn.metrics.brier_score_loss, multiclass: range [0, 2]).
+    """
+    # float64 rows renormalised: float32 rows sum to 1 only within ~2e-7, which sklearn's
+    # float64 sum-to-one check rejects.
+    probabilities = predictions.probabilities.astype(np.float64)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
     return {
-        "accuracy": round(float((predicted == labels).mean()), 6),
-        "loss": round(cross_entropy(predictions), 6),
-        "errors": int(predictions.wrong.sum()),
-        "samples": len(labels),
-        "macro": {
-            "precision": round(float(precision.mean()), 6),
-            "recall": round(float(recall.mean()), 6),
-            "f1": round(float(f1.mean()), 6),
-        },
-        "ece": round(expected_calibration_error(predictions), 6),
-        "per_class": {
-            str(digit): {
-                "precision": round(float(precision[digit]), 6),
-                "recall": round(float(recall[digit]), 6),
-                "f1": round(float(f1[digit]), 6),
-                "support": int(support[digit]),
-            }
-            for digit in range(NUM_CLASSES)
-        },
+        "ece": calibration(predictions).ece,
+        "nll": float(log_loss(predictions.labels, probabilities, labels=DIGITS)),
+        "brier": float(brier_score_loss(predictions.labels, probabilities, labels=DIGITS)),
     }
 
 
+def accuracy_interval(
+    correct: int, total: int, level: float = CONFIDENCE_LEVEL
+) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided interval for the accuracy `correct / total`."""
+    low, high = proportion_confint(correct, total, alpha=1 - level, method="beta")
+    return float(low), float(high)
+
+
+def per_class_scores(predictions: Predictions) -> dict[str, np.ndarray]:
+    """Per digit 0-9: precision, recall, f1, support and error_rate (= 1 - recall), each (10,).
+
+    A digit absent from the labels (or never predicted, for precision) gets NaN, not 0.
+    """
+    precision, recall, f1, support = precision_recall_fscore_support(
+        predictions.labels, predictions.predicted, labels=DIGITS, zero_division=np.nan
+    )
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": support,
+        "error_rate": 1 - recall,
+    }
+
+
+def evaluation_metrics(predictions: Predictions) -> dict[str, Any]:
+    """The headline figures for `metrics/evaluate.json`, most important first.
+
+    accuracy with its exact 95% interval (accuracy_ci_low/high), errors, samples; the
+    temperature of the published model, then ece, nll, brier of its probabilities and the same
+    before temperature scaling (*_unscaled); macro_f1. Per-digit detail goes to `per_class_rows`.
+    """
+    samples, errors = len(predictions.labels), int(predictions.wrong.sum())
+    if samples == 0:
+        raise DigitsError("no test images to evaluate: check prepare.test_subsample")
+    low, high = accuracy_interval(samples - errors, samples)
+    scaled, unscaled = probability_scores(predictions), probability_scores(predictions.unscaled())
+    metrics: dict[str, Any] = {
+        "accuracy": round((samples - errors) / samples, 6),
+        "accuracy_ci_low": round(low, 6),
+        "accuracy_ci_high": round(high, 6),
+        "errors": errors,
+        "samples": samples,
+        "temperature": round(predictions.temperature, 6),
+    }
+    metrics.update({name: round(value, 6) for name, value in scaled.items()})
+    metrics.update({f"{name}_unscaled": round(value, 6) for name, value in unscaled.items()})
+    macro_f1 = f1_score(
+        predictions.labels, predictions.predicted, average="macro", zero_division=0.0
+    )
+    metrics["macro_f1"] = round(float(macro_f1), 6)
+    return metrics
+
+
+def per_class_rows(predictions: Predictions) -> list[dict[str, Any]]:
+    """One row per digit for `plots/evaluate/per_class.csv` (a DVC plot, diffable by revision)."""
+    scores = per_class_scores(predictions)
+    return [
+        {
+            "digit": int(digit),
+            "support": int(scores["support"][digit]),
+            "error_rate": round(float(scores["error_rate"][digit]), 6),
+            "precision": round(float(scores["precision"][digit]), 6),
+            "recall": round(float(scores["recall"][digit]), 6),
+            "f1": round(float(scores["f1"][digit]), 6),
+        }
+        for digit in DIGITS
+    ]
+
+
 def confusion_rows(predictions: Predictions) -> list[dict[str, int]]:
-    """The per-sample `actual,predicted` table DVC's confusion templates read."""
+    """The per-sample `actual,predicted` table DVC's confusion templates read, in test order."""
     return [
         {"actual": int(actual), "predicted": int(predicted)}
         for actual, predicted in zip(predictions.labels, predictions.predicted, strict=True)

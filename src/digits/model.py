@@ -90,6 +90,31 @@ class RandomAffine(layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="digits")
+class TemperatureScaling(layers.Layer):
+    """Divides its input (the logits) by a fixed temperature T > 0; no trainable weights."""
+
+    def __init__(self, temperature: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.temperature = check_temperature(temperature)
+
+    def call(self, logits: Any) -> Any:
+        return ops.divide(logits, ops.cast(self.temperature, logits.dtype))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "temperature": self.temperature}
+
+
+def check_temperature(temperature: float) -> float:
+    value = float(temperature)
+    if not (math.isfinite(value) and value > 0):
+        raise DigitsError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return value
+
+
 def build_model(
     hp: Hyperparameters,
     augmentation: AugmentationParams | None = None,

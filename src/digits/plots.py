@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -68,27 +69,29 @@ def image_gallery(
     save_figure(figure, path)
 
 
-def reliability_diagram(
-    confidence: Sequence[float],
-    accuracy: Sequence[float],
-    counts: Sequence[int],
-    path: Path,
-    ece: float,
-) -> None:
-    """Accuracy per confidence bin against the diagonal of perfect calibration."""
+@dataclass(frozen=True)
+class ReliabilityCurve:
+    """One model's reliability: per non-empty confidence bin, mean confidence, accuracy, count."""
+
+    label: str
+    confidence: Sequence[float]
+    accuracy: Sequence[float]
+    counts: Sequence[int]
+
+
+def reliability_diagram(curves: Sequence[ReliabilityCurve], path: Path, title: str) -> None:
+    """Accuracy per confidence bin against the diagonal of perfect calibration, one line per
+    curve (e.g. before and after temperature scaling), and the images per bin below."""
     figure, (top, bottom) = plt.subplots(
         2, 1, figsize=(6, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    filled = np.asarray(counts) > 0
     top.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-    top.plot(
-        np.asarray(confidence)[filled], np.asarray(accuracy)[filled], marker="o", label="model"
-    )
+    for curve in curves:
+        line = top.plot(curve.confidence, curve.accuracy, marker="o", label=curve.label)[0]
+        bottom.bar(curve.confidence, curve.counts, width=0.03, alpha=0.5, color=line.get_color())
     top.set_ylabel("accuracy")
-    top.set_title(f"Reliability on the test set (ECE {ece:.4f})")
-    top.legend(loc="upper left")
-    centres = np.asarray(confidence)[filled]
-    bottom.bar(centres, np.asarray(counts)[filled], width=0.03)
+    top.set_title(title)
+    top.legend(loc="upper left", fontsize=8)
     bottom.set_yscale("log")
     bottom.set_xlabel("confidence (max predicted probability)")
     bottom.set_ylabel("images")
@@ -108,15 +111,21 @@ def per_class_error_bars(rates: np.ndarray, path: Path) -> None:
 
 
 def tuning_progress(
-    trials: Sequence[int],
-    scores: Sequence[float],
-    best: Sequence[float],
-    path: Path,
-    objective: str,
+    rows: Sequence[dict], seed_sd: float | None, path: Path, objective: str
 ) -> None:
+    """Each trial's score and the best so far (rows of `trial`, `score`, `best_so_far`), with a
+    band of +-2 seed standard deviations around the best: trials inside it are not
+    distinguishable from the best by this objective."""
+    trials = [row["trial"] for row in rows]
+    best = np.array([row["best_so_far"] for row in rows])
     figure, axes = plt.subplots(figsize=(7, 4))
-    axes.scatter(trials, scores, label="trial", zorder=3)
+    axes.scatter(trials, [row["score"] for row in rows], label="trial", zorder=3)
     axes.step(trials, best, where="post", color="tab:red", label="best so far")
+    if seed_sd:
+        axes.fill_between(
+            trials, best - 2 * seed_sd, best + 2 * seed_sd, step="post", color="tab:red",
+            alpha=0.15, label=f"best +- 2 seed sd ({seed_sd:.4f})",
+        )  # fmt: skip
     axes.set_xlabel("trial")
     axes.set_ylabel(objective)
     axes.set_title("Hyperparameter search")

@@ -21,10 +21,11 @@ from digits.plots import tuning_progress
 from digits.processes import run_cluster, run_in_chunks, wait_for_chief
 from digits.search import (
     Search,
-    best_hyperparameters,
+    best_trial,
     describe,
     prune_searches,
     run_trials,
+    seed_noise,
     summary_metrics,
     trial_table,
 )
@@ -63,23 +64,19 @@ def main() -> None:
         else:
             run_trials(search.tuner())
     records = search.completed()
-    best = best_hyperparameters(records)
+    best = best_trial(records)
+    noise = seed_noise(search, best, print)
     prune_searches(search, print)
 
-    metrics = summary_metrics(records, best)
-    write_json(args.best, best.to_dict())
+    metrics = summary_metrics(records, noise)
+    write_json(args.best, best.hyperparameters)
     write_json(args.metrics, metrics)
     rows = trial_table(records)
     write_csv(args.plots / "trials.csv", rows)
-    tuning_progress(
-        [row["trial"] for row in rows],
-        [row["score"] for row in rows],
-        [row["best_so_far"] for row in rows],
-        args.plots / "progress.png",
-        SELECTION_METRIC,
-    )
+    tuning_progress(rows, metrics["seed_sd"], args.plots / "progress.png", SELECTION_METRIC)
     print(
-        f"tune: best {SELECTION_METRIC} {metrics['best_val_accuracy']:.4f} with {metrics['best']}"
+        f"tune: best {SELECTION_METRIC} {best.score:.4f} (seed sd {metrics['seed_sd']}) "
+        f"with {best.hyperparameters}"
     )
 
 

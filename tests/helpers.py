@@ -41,7 +41,7 @@ def _space() -> SearchSpace:
 TINY_TUNER = TunerParams(
     max_trials=2, num_initial_points=1, seed=3, epochs_per_trial=1, images_per_trial=200,
     batch_size=64, early_stopping_patience=0, workers=0, trial_timeout_minutes=5,
-    trials_per_process=None, space=_space(),
+    trials_per_process=None, noise_seeds=1, space=_space(),
 )  # fmt: skip
 
 

@@ -16,10 +16,11 @@ from digits.processes import run_in_chunks
 from digits.search import (
     DigitsTuner,
     Search,
-    best_hyperparameters,
+    best_trial,
     describe,
     prune_searches,
     run_trials,
+    seed_noise,
     summary_metrics,
 )
 from tests.helpers import TINY_TUNER as PARAMS
@@ -67,16 +68,21 @@ def test_raising_max_trials_runs_only_the_new_trials(
 def test_a_rerun_with_nothing_to_do_changes_no_byte(
     tmp_path: Path, tiny_splits: dict[str, Split]
 ) -> None:
+    def metrics(done: Search, lines: list[str]) -> dict:
+        records = done.completed()
+        return summary_metrics(records, seed_noise(done, best_trial(records), lines.append))
+
     done = search(PARAMS, tiny_splits, tmp_path, [])
-    state, metrics = (
-        tree_digest(tmp_path),
-        summary_metrics(done.completed(), best_hyperparameters(done.completed())),
-    )
+    first: list[str] = []
+    before = metrics(done, first)
+    assert len(first) == PARAMS.noise_seeds and before["seed_sd"] > 0
+    state = tree_digest(tmp_path)
+
     lines: list[str] = []
     again = search(PARAMS, tiny_splits, tmp_path, lines)
-    assert lines[0].endswith("resuming with 2 trials done, 0 to run")
+    assert metrics(again, lines) == before
+    assert lines == ["tune: search " + again.key + ": resuming with 2 trials done, 0 to run"]
     assert tree_digest(tmp_path) == state
-    assert summary_metrics(again.completed(), best_hyperparameters(again.completed())) == metrics
 
 
 def test_a_changed_space_starts_a_fresh_search_and_keeps_the_old_ones(
@@ -179,6 +185,7 @@ def test_a_search_killed_mid_trial_reruns_that_trial_and_loses_nothing(
     ]
 
 
+@pytest.mark.slow
 def test_a_search_in_fresh_processes_runs_the_same_trials_as_one_process(
     tmp_path: Path, tiny_splits: dict[str, Split], capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -231,6 +231,7 @@ class TunerParams:
     workers: int
     trial_timeout_minutes: float
     trials_per_process: int | None
+    noise_seeds: int
     space: SearchSpace
 
     # How the search is run, not what it searches: these never split a search in two.
@@ -239,6 +240,7 @@ class TunerParams:
         "workers",
         "trial_timeout_minutes",
         "trials_per_process",
+        "noise_seeds",
     )
 
     def __post_init__(self) -> None:
@@ -252,6 +254,11 @@ class TunerParams:
             self.trials_per_process is None or self.trials_per_process >= 1,
             "trials_per_process",
             f"must be null (all in the stage's process) or >= 1, got {self.trials_per_process}",
+        )
+        _require(
+            0 <= self.noise_seeds <= 20,
+            "noise_seeds",
+            f"must be in [0, 20] (0: do not measure the noise), got {self.noise_seeds}",
         )
         _require(
             self.trial_timeout_minutes > 0,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import shutil
 import time
 import warnings
@@ -25,6 +26,7 @@ from typing import Any
 
 import keras
 import keras_tuner as kt
+import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from digits.batches import ordered_batches, shuffled_batches, steps_per_epoch
@@ -124,7 +126,8 @@ class Search:
             self,
             report,
             oracle=oracle,
-            hypermodel=lambda hp: compile_for_search(declare_space(hp, self.params.space)),
+            # Keras Tuner learns the space from this; `run_trial` builds and trains the model.
+            hypermodel=lambda hp: declare_space(hp, self.params.space),
             directory=str(self.state_dir),
             project_name=self.key,
             overwrite=False,
@@ -171,33 +174,11 @@ class DigitsTuner(kt.Tuner):
         self.started = time.perf_counter()
 
     def run_trial(self, trial: kt.engine.trial.Trial, **_: Any) -> dict[str, float]:
-        """Train one proxy model; returns its best `SELECTION_METRIC`, epochs and seconds."""
-        params = self.digits_search.params
-        train, val = self.digits_search.train, self.digits_search.val
-        keras.backend.clear_session()
-        gc.collect()
-        # Seeded by trial, so a trial trains the same whichever process or resume runs it.
-        trial_seed = params.seed + int(trial.trial_id)
-        keras.utils.set_random_seed(trial_seed)
-        model = self.hypermodel.build(trial.hyperparameters)
-        stop_early = keras.callbacks.EarlyStopping(
-            monitor=SELECTION_METRIC, mode="max", patience=params.early_stopping_patience
-        )
-        start = time.perf_counter()
-        history = model.fit(
-            shuffled_batches(train, params.batch_size, trial_seed, range(params.epochs_per_trial)),
-            validation_data=ordered_batches(val, params.batch_size),
-            epochs=params.epochs_per_trial,
-            steps_per_epoch=steps_per_epoch(train, params.batch_size),
-            callbacks=[stop_early],
-            shuffle=False,  # the batches are already in each epoch's seeded order
-            verbose=0,
-        )
-        return {
-            SELECTION_METRIC: max(history.history[SELECTION_METRIC]),
-            "epochs": len(history.epoch),
-            "seconds": time.perf_counter() - start,
-        }
+        """Train one proxy model, seeded by trial number so that a trial trains the same
+        whichever process or resume runs it."""
+        search = self.digits_search
+        hyperparameters = declare_space(trial.hyperparameters, search.params.space)
+        return proxy_score(search, hyperparameters, search.params.seed + int(trial.trial_id))
 
     def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
         super().on_trial_end(trial)
@@ -220,6 +201,56 @@ class DigitsTuner(kt.Tuner):
 def _duration(seconds: float) -> str:
     minutes, seconds = divmod(round(seconds), 60)
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def proxy_score(search: Search, hyperparameters: Hyperparameters, seed: int) -> dict[str, float]:
+    """The search objective: best `SELECTION_METRIC` of a model trained `epochs_per_trial`
+    epochs on the trial data with `seed`; also its epochs and training seconds."""
+    params = search.params
+    keras.backend.clear_session()
+    gc.collect()
+    keras.utils.set_random_seed(seed)
+    model = compile_for_search(hyperparameters)
+    stop_early = keras.callbacks.EarlyStopping(
+        monitor=SELECTION_METRIC, mode="max", patience=params.early_stopping_patience
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        shuffled_batches(search.train, params.batch_size, seed, range(params.epochs_per_trial)),
+        validation_data=ordered_batches(search.val, params.batch_size),
+        epochs=params.epochs_per_trial,
+        steps_per_epoch=steps_per_epoch(search.train, params.batch_size),
+        callbacks=[stop_early],
+        shuffle=False,  # the batches are already in each epoch's seeded order
+        verbose=0,
+    )
+    return {
+        SELECTION_METRIC: max(history.history[SELECTION_METRIC]),
+        "epochs": len(history.epoch),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+# Seeds for re-scoring lie far from the trial seeds (seed + trial number).
+RESCORE_SEED_OFFSET = 1_000_000
+
+
+def seed_noise(search: Search, best: TrialRecord, report: Callable[[str], None]) -> list[float]:
+    """The best trial's score under `tuner.noise_seeds` other seeds, after its own: how much
+    the objective moves with the seed alone, hence which differences between trials mean
+    something. Kept in the search folder, so a rerun trains nothing and writes the same."""
+    saved = search.project / "seed_noise.json"
+    wanted = {"trial": best.trial, "seeds": search.params.noise_seeds}
+    if saved.is_file() and json.loads(saved.read_text())["of"] == wanted:
+        return json.loads(saved.read_text())["scores"]
+    hyperparameters = Hyperparameters.from_dict(best.hyperparameters)
+    scores = [best.score]
+    for index in range(search.params.noise_seeds):
+        seed = search.params.seed + RESCORE_SEED_OFFSET + index
+        scores.append(proxy_score(search, hyperparameters, seed)[SELECTION_METRIC])
+        report(f"tune: best trial {best.trial} re-scored with seed {seed}: {scores[-1]:.4f}")
+    write_json(saved, {"of": wanted, "scores": scores})
+    return scores
 
 
 def run_trials(tuner: DigitsTuner) -> None:
@@ -259,8 +290,8 @@ def prune_searches(search: Search, report: Callable[[str], None]) -> None:
         shutil.rmtree(old)
 
 
-def best_hyperparameters(records: list[TrialRecord]) -> Hyperparameters:
-    """The best trial's values (the earliest trial wins a tie, as in Keras Tuner).
+def best_trial(records: list[TrialRecord]) -> TrialRecord:
+    """The best trial (the earliest wins a tie, as in Keras Tuner).
 
     Raises `DigitsError` when no trial completed.
     """
@@ -269,18 +300,24 @@ def best_hyperparameters(records: list[TrialRecord]) -> Hyperparameters:
             "no trial completed; every trial failed. Rerun with KERASTUNER_DEBUG=1 to see why, "
             "or check tuner.space in params.yaml"
         )
-    best = max(records, key=lambda record: (record.score, -record.trial))
-    return Hyperparameters.from_dict(best.hyperparameters)
+    return max(records, key=lambda record: (record.score, -record.trial))
 
 
-def summary_metrics(records: list[TrialRecord], best: Hyperparameters) -> dict[str, Any]:
+def summary_metrics(records: list[TrialRecord], noise: list[float]) -> dict[str, Any]:
     """What `metrics/tune.json` holds: a function of the trials alone, so a rerun with nothing
-    to do, or a resumed search, writes the same bytes as an uninterrupted one."""
+    to do, or a resumed search, writes the same bytes as an uninterrupted one.
+
+    `seed_sd` is the sample standard deviation of the best configuration's score over seeds
+    (`seed_noise`); null with fewer than two scores.
+    """
+    best = best_trial(records)
     return {
-        "best_val_accuracy": round(max(record.score for record in records), 6),
+        "best_val_accuracy": round(best.score, 6),
+        "seed_sd": round(float(np.std(noise, ddof=1)), 6) if len(noise) > 1 else None,
         "trials": len(records),
         "search_seconds": round(sum(record.seconds for record in records), 1),
-        "best": best.to_dict(),
+        "best_trial": best.trial,
+        "best": best.hyperparameters,
     }
 
 

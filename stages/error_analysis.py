@@ -1,30 +1,34 @@
 """Stage error_analysis: saved test predictions -> figures, tables and metrics about the errors."""
 
+import argparse
 from pathlib import Path
 
 from digits.analysis import write_error_analysis
-from digits.cli import run_stage
-from digits.data import load_split, split_path
+from digits.data import load_split
+from digits.errors import run_stage
 from digits.evaluation import load_predictions
 from digits.files import atomic_path, write_json
 from digits.params import load_params
 
-PREDICTIONS = Path("data/predictions/test.npz")
-OUT_DIR = Path("plots/error_analysis")
-METRICS = Path("metrics/error_analysis.json")
-
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--test", type=Path, required=True, help="prepared test split")
+    parser.add_argument("--predictions", type=Path, required=True, help="from evaluate (.npz)")
+    parser.add_argument("--metrics", type=Path, required=True, help="error metrics (JSON)")
+    parser.add_argument("--plots", type=Path, required=True, help="figures and tables")
+    args = parser.parse_args()
+
     params = load_params().error_analysis
-    predictions = load_predictions(PREDICTIONS)
-    test = load_split(split_path("test"))
-    with atomic_path(OUT_DIR) as staging:
-        metrics = write_error_analysis(predictions, test.images, params, staging)
-    write_json(METRICS, metrics)
-    top = ", ".join(f"{name} ({pair['count']})" for name, pair in metrics["top_pairs"].items())
+    predictions = load_predictions(args.predictions)
+    test = load_split(args.test)
+    with atomic_path(args.plots) as staging:
+        found = write_error_analysis(predictions, test.images, params, staging)
+    write_json(args.metrics, found.metrics())
+    top = ", ".join(f"{p.actual} as {p.predicted} ({p.count})" for p in found.pairs)
     print(
-        f"error_analysis: {metrics['errors']} errors; top confusions {top}; "
-        f"{metrics['suspected_label_errors']} suspected label errors"
+        f"error_analysis: {found.errors} errors; top confusions {top or 'none'}; "
+        f"{found.metrics()['label_issues']} test labels flagged as possible label errors"
     )
 
 

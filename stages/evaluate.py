@@ -1,36 +1,52 @@
-"""Stage evaluate: model + test split -> metrics/evaluate.json, per-sample predictions."""
+"""Stage evaluate: model + test split -> headline metrics, per-sample predictions, tables."""
 
+import argparse
 from pathlib import Path
 
 from digits import runtime
-from digits.cli import run_stage
-from digits.data import load_split, split_path
-from digits.evaluation import Predictions, confusion_rows, evaluation_metrics, save_predictions
+from digits.calibration import temperature_of
+from digits.data import load_split
+from digits.errors import run_stage
+from digits.evaluation import (
+    Predictions,
+    confusion_rows,
+    evaluation_metrics,
+    per_class_rows,
+    save_predictions,
+)
 from digits.files import write_csv, write_json
 from digits.model import load_model
 from digits.params import load_params
 
-MODEL = Path("models/model.keras")
-PREDICTIONS = Path("data/predictions/test.npz")
-METRICS = Path("metrics/evaluate.json")
-CONFUSION_TABLE = Path("plots/evaluate/confusion.csv")
-
 
 def main() -> None:
-    params = load_params()
-    runtime.configure(seed=0, threads=params.runtime.threads)
-    test = load_split(split_path("test"))
-    model = load_model(MODEL)
-    probabilities = model.predict(test.images, batch_size=params.evaluate.batch_size, verbose=0)
-    predictions = Predictions(probabilities.astype("float32"), test.labels)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--test", type=Path, required=True, help="prepared test split")
+    parser.add_argument("--model", type=Path, required=True, help="the trained model (.keras)")
+    parser.add_argument("--predictions", type=Path, required=True, help="per-sample (.npz)")
+    parser.add_argument("--metrics", type=Path, required=True, help="headline metrics (JSON)")
+    parser.add_argument("--confusion", type=Path, required=True, help="actual,predicted (CSV)")
+    parser.add_argument("--per-class", type=Path, required=True, help="per-digit scores (CSV)")
+    args = parser.parse_args()
 
-    save_predictions(predictions, PREDICTIONS)
+    params = load_params()
+    settings = runtime.configure(seed=0, threads=params.runtime.threads)
+    test = load_split(args.test)
+    model = load_model(args.model)
+    probabilities = model.predict(test.images, batch_size=params.evaluate.batch_size, verbose=0)
+    predictions = Predictions(probabilities.astype("float32"), test.labels, temperature_of(model))
+
+    save_predictions(predictions, args.predictions)
     metrics = evaluation_metrics(predictions)
-    write_json(METRICS, metrics)
-    write_csv(CONFUSION_TABLE, confusion_rows(predictions))
+    write_json(args.metrics, {**metrics, "environment": settings["environment"]})
+    write_csv(args.confusion, confusion_rows(predictions))
+    write_csv(args.per_class, per_class_rows(predictions))
     print(
-        f"evaluate: test accuracy {metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}, "
-        f"{metrics['errors']} errors of {metrics['samples']:,}"
+        f"evaluate: test accuracy {metrics['accuracy']:.4f} (95% CI "
+        f"{metrics['accuracy_ci_low']:.4f}-{metrics['accuracy_ci_high']:.4f}), "
+        f"{metrics['errors']} errors of {metrics['samples']:,}; T = {metrics['temperature']:.3f}, "
+        f"ECE {metrics['ece_unscaled']:.4f} -> {metrics['ece']:.4f}, "
+        f"NLL {metrics['nll_unscaled']:.4f} -> {metrics['nll']:.4f}"
     )
 
 

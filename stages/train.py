@@ -1,19 +1,30 @@
-"""Stage train: tuned hyperparameters + train/val splits -> the model, its curves and metrics.
+"""Stage train: tuned hyperparameters + train/val splits -> the calibrated model, curves, metrics.
 
-Work in progress lives beside the model in `<model>.checkpoints/<run key>/`, outside DVC's
-outputs, so a killed run resumes from its last finished epoch on the next `dvc repro`.
+The best epoch (by validation accuracy) is then temperature-scaled on the validation split, so
+every probability downstream (evaluate, error_analysis, `digits predict`, `digits export`) is
+calibrated; the argmax, hence accuracy, is unchanged. Work in progress lives beside the model in
+`<model>.checkpoints/<run key>/`, outside DVC's outputs, so a killed run resumes from its last
+finished epoch on the next `dvc repro`.
 """
 
 import argparse
 from pathlib import Path
 
 from digits import runtime
+from digits.calibration import fit_temperature, logits, with_temperature
 from digits.data import load_split
 from digits.errors import run_stage
 from digits.files import write_json
 from digits.hyperparameters import Hyperparameters
 from digits.params import load_params
-from digits.training import compile_for_training, discard_other_runs, publish, run_key, train_model
+from digits.training import (
+    best_model,
+    compile_for_training,
+    discard_other_runs,
+    publish,
+    run_key,
+    train_model,
+)
 
 
 def main() -> None:
@@ -35,9 +46,15 @@ def main() -> None:
     checkpoints = args.model.with_suffix(".checkpoints")
     discard_other_runs(checkpoints, key, print)
     result = train_model(model, params.train, train, val, checkpoints / key)
-    publish(checkpoints / key, args.model, args.curves)
-    write_json(args.metrics, {**result.metrics(), **settings})
-    print(f"train: best val_accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}")
+
+    best = best_model(checkpoints / key)
+    temperature = fit_temperature(logits(best, val.images), val.labels)
+    publish(with_temperature(best, temperature), checkpoints / key, args.model, args.curves)
+    write_json(args.metrics, {**result.metrics(), "temperature": round(temperature, 6), **settings})
+    print(
+        f"train: best val_accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}; "
+        f"temperature {temperature:.4f} (fitted on validation)"
+    )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ def _space() -> SearchSpace:
             SearchDimension("conv_blocks", values=(1, 2)),
             SearchDimension("convs_per_block", values=(1,)),
             SearchDimension("base_filters", values=(4, 8)),
+            SearchDimension("first_kernel_size", values=(3, 5)),
             SearchDimension("kernel_size", values=(3,)),
             SearchDimension("batch_norm", values=(True, False)),
             SearchDimension("dropout", min=0.1, max=0.3, step=0.1),

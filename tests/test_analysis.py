@@ -188,7 +188,7 @@ def test_the_reliability_diagram_shows_before_and_after_scaling() -> None:
 
 def test_the_report_writes_every_figure(predictions: Predictions, tmp_path: Path) -> None:
     images = np.random.default_rng(0).integers(0, 255, (10, 28, 28), dtype=np.uint8)
-    params = ErrorAnalysisParams(gallery_size=4, top_pairs=2, suspect_confidence=0.95)
+    params = ErrorAnalysisParams(gallery_size=4, top_pairs=2)
     found = write_error_analysis(predictions, images, params, tmp_path)
     assert found.errors == 4
     assert found.metrics() == {"label_issues": int(found.label_issues.flagged.sum())}

@@ -21,8 +21,8 @@ from digits.mnist import Mnist
 from digits.model import build_model, load_model
 
 SMALL = Hyperparameters(
-    conv_blocks=2, convs_per_block=1, base_filters=8, kernel_size=3, batch_norm=True,
-    dropout=0.1, dense_units=32, learning_rate=0.003,
+    conv_blocks=2, convs_per_block=1, base_filters=8, first_kernel_size=3, kernel_size=3,
+    batch_norm=True, dropout=0.1, dense_units=32, learning_rate=0.003,
 )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digits.batches import ordered_batches, shuffled_batches, steps_per_epoch
 from digits.data import Split, load_split, save_split, split_mnist
 from digits.errors import DigitsError
 from digits.mnist import Mnist
@@ -50,23 +51,24 @@ def test_missing_and_corrupt_splits_say_how_to_fix_it(tmp_path: Path) -> None:
         load_split(tmp_path / "bad.npz")
 
 
-def test_batches_cover_the_split_every_epoch_in_a_fresh_seeded_order() -> None:
+def test_batches_cover_the_split_every_epoch_in_an_order_drawn_from_seed_and_epoch() -> None:
     split = Split(np.arange(50, dtype=np.uint8).repeat(784).reshape(50, 28, 28), np.arange(50) % 10)
 
-    def epochs(seed: int) -> list[list[int]]:
-        dataset = split.batches(8, shuffle_seed=seed, one_hot=True)
-        orders = []
-        for _ in range(2):
-            batches = list(dataset.as_numpy_iterator())
-            images = np.concatenate([images for images, _ in batches])
-            labels = np.concatenate([labels for _, labels in batches])
-            np.testing.assert_array_equal(labels.argmax(axis=1), images[:, 0, 0] % 10)
-            orders.append(images[:, 0, 0].tolist())
-        return orders
+    def epochs(seed: int, which: range) -> list[list[int]]:
+        """Each epoch's image order, from one pipeline over the epochs in `which`."""
+        batches = list(shuffled_batches(split, 8, seed, which, one_hot=True).as_numpy_iterator())
+        assert len(batches) == steps_per_epoch(split, 8) * len(which)
+        images = np.concatenate([images for images, _ in batches])
+        labels = np.concatenate([labels for _, labels in batches])
+        np.testing.assert_array_equal(labels.argmax(axis=1), images[:, 0, 0] % 10)
+        return np.split(images[:, 0, 0], len(which))
 
-    first, second = epochs(seed=3)
+    first, second, third = (order.tolist() for order in epochs(3, range(3)))
     assert sorted(first) == sorted(second) == list(range(50))
-    assert first != second
-    assert epochs(seed=3) == [first, second]
-    unshuffled = split.batches(8).as_numpy_iterator()
-    assert np.concatenate([labels for _, labels in unshuffled]).tolist() == split.labels.tolist()
+    assert first != second != third
+    assert [order.tolist() for order in epochs(3, range(1, 3))] == [second, third], (
+        "a run resumed at epoch 1 sees the batches an uninterrupted run sees there"
+    )
+    assert epochs(4, range(1))[0].tolist() != first
+    ordered = ordered_batches(split, 8).as_numpy_iterator()
+    assert np.concatenate([labels for _, labels in ordered]).tolist() == split.labels.tolist()

@@ -30,8 +30,8 @@ from digits.predict import (
 )
 
 SMALL = Hyperparameters(
-    conv_blocks=2, convs_per_block=1, base_filters=16, kernel_size=3, batch_norm=True,
-    dropout=0.1, dense_units=64, learning_rate=0.003,
+    conv_blocks=2, convs_per_block=1, base_filters=16, first_kernel_size=3, kernel_size=3,
+    batch_norm=True, dropout=0.1, dense_units=64, learning_rate=0.003,
 )  # fmt: skip
 CASES = Path(__file__).parent / "cases" / "predict"
 

@@ -96,7 +96,7 @@ def test_no_import_circle_among_library_modules() -> None:
 
 def test_stages_that_only_read_npz_files_do_not_load_tensorflow() -> None:
     heavy = {"tensorflow", "keras", "keras_tuner"}
-    for name in ("prepare",):
+    for name in ("prepare", "error_analysis"):
         script, _ = command_paths(STAGES[name])
         for module in library_modules_run_by(REPO / script) | {Path(script).stem}:
             path = LIBRARY / f"{module}.py" if module != Path(script).stem else REPO / script
@@ -111,3 +111,14 @@ def test_stages_that_only_read_npz_files_do_not_load_tensorflow() -> None:
                 if isinstance(node, ast.ImportFrom)
             }
             assert not imported & heavy, f"{name} loads {imported & heavy} through {path.name}"
+
+
+def test_the_cli_defaults_are_the_pipeline_s_paths() -> None:
+    from digits import cli
+
+    def flag(stage: str, name: str) -> str:
+        words = STAGES[stage]["cmd"].split()
+        return words[words.index(name) + 1]
+
+    assert str(cli.MODEL) == flag("train", "--model") == flag("evaluate", "--model")
+    assert str(cli.TEST_SPLIT) == flag("evaluate", "--test")

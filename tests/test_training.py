@@ -19,8 +19,8 @@ from digits.params import AugmentationParams, TrainParams
 from tests.helpers import assert_same_arrays
 
 SMALL = Hyperparameters(
-    conv_blocks=2, convs_per_block=1, base_filters=8, kernel_size=3, batch_norm=True,
-    dropout=0.2, dense_units=32, learning_rate=0.003,
+    conv_blocks=2, convs_per_block=1, base_filters=8, first_kernel_size=3, kernel_size=3,
+    batch_norm=True, dropout=0.2, dense_units=32, learning_rate=0.003,
 )  # fmt: skip
 AUGMENT = AugmentationParams(rotation_degrees=10, shift_fraction=0.1, zoom_fraction=0.1)
 PARAMS = TrainParams(
@@ -46,7 +46,7 @@ def train(tmp_path: Path, splits: dict[str, Split], params: TrainParams, name: s
         model, params, splits["train"], splits["val"], work, report=lambda line: None
     )
     out = tmp_path / name
-    training.publish(work, out / "model.keras", out / "curves")
+    training.publish(training.best_model(work), work, out / "model.keras", out / "curves")
     return result, out
 
 

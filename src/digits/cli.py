@@ -1,28 +1,20 @@
-"""The command line: the `digits` tool, and error handling shared with the stage scripts."""
+"""The `digits` tool: predict, export and review, around what the pipeline produced.
+
+Its default paths are the pipeline's outputs as dvc.yaml names them (tests/test_stage_deps.py
+checks that they agree).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from digits.errors import DigitsError
+from digits.errors import DigitsError, run_stage
 
-MODEL = Path("models/model.keras")
-
-
-def run_stage(main: Callable[[], None]) -> None:
-    """Run `main`; a `DigitsError` prints its message alone instead of a traceback."""
-    try:
-        main()
-    except DigitsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted: nothing was published; rerun to resume", file=sys.stderr)
-        sys.exit(130)
+MODEL = Path("models/model.keras")  # the train stage's --model
+TEST_SPLIT = Path("data/prepared/test.npz")  # the evaluate stage's --test
 
 
 def predict_command(args: argparse.Namespace) -> None:
@@ -54,11 +46,11 @@ def predict_command(args: argparse.Namespace) -> None:
 
 
 def export_command(args: argparse.Namespace) -> None:
-    from digits.data import load_split, split_path
+    from digits.data import load_split
     from digits.export import export_all
     from digits.model import load_model
 
-    check_images = load_split(split_path("test")).images[:256]
+    check_images = load_split(args.test).images[:256]
     for path in export_all(load_model(args.model), args.out, check_images):
         print(f"export: wrote {path} (predictions match the Keras model on 256 test images)")
 
@@ -82,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    predict = commands.add_parser("predict", help="classify PNG or JPEG digit images")
+    predict = commands.add_parser(
+        "predict", help="classify digit images (PNG, JPEG, TIFF, GIF, ...; every frame)"
+    )
     predict.add_argument("images", nargs="+", type=Path, help="image files, any size")
     predict.add_argument("--model", type=Path, default=MODEL, help="trained Keras model")
     predict.add_argument("--json", action="store_true", help="print JSON for scripts")
@@ -90,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
 
     export = commands.add_parser("export", help="write the model as SavedModel and TFLite")
     export.add_argument("--model", type=Path, default=MODEL, help="trained Keras model")
+    export.add_argument(
+        "--test", type=Path, default=TEST_SPLIT, help="test split whose images check the export"
+    )
     export.add_argument("--out", type=Path, default=Path("models/export"), help="output folder")
     export.set_defaults(handler=export_command)
 

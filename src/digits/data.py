@@ -83,15 +83,3 @@ def load_split(path: Path | str) -> Split:
 
 def class_counts(labels: np.ndarray) -> list[int]:
     return np.bincount(labels, minlength=NUM_CLASSES).tolist()
-
-
-# TRANSITIONAL (removed once every stage takes its paths on the command line)
-PREPARED_DIR = Path("data/prepared")
-
-
-def split_path(name: str, directory: Path = PREPARED_DIR) -> Path:
-    return directory / f"{name}.npz"
-
-
-def load_splits(directory: Path = PREPARED_DIR, names: tuple[str, ...] = ("train", "val", "test")) -> dict[str, Split]:
-    return {name: load_split(split_path(name, directory)) for name in names}

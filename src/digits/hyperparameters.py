@@ -39,7 +39,8 @@ class Hyperparameters:
     conv_blocks: int = _dimension(1, 3)
     convs_per_block: int = _dimension(1, 3)
     base_filters: int = _dimension(4, 256)  # filters of the first block; each block doubles them
-    kernel_size: int = _dimension(2, 7)
+    first_kernel_size: int = _dimension(2, 7)  # the first convolution's (1 input channel: cheap)
+    kernel_size: int = _dimension(2, 7)  # every other convolution's
     batch_norm: bool = _dimension(0, 1)
     dropout: float = _dimension(0.0, 0.9)
     dense_units: int = _dimension(8, 2048)

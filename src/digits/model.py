@@ -142,8 +142,9 @@ def build_model(
         filters = hp.base_filters * 2**block
         for conv in range(hp.convs_per_block):
             name = f"block{block + 1}_conv{conv + 1}"
+            kernel = hp.first_kernel_size if block == conv == 0 else hp.kernel_size
             x = layers.Conv2D(
-                filters, hp.kernel_size, padding="same", use_bias=not hp.batch_norm, name=name
+                filters, kernel, padding="same", use_bias=not hp.batch_norm, name=name
             )(x)
             if conv + 1 == hp.convs_per_block:
                 x = layers.MaxPooling2D(name=f"block{block + 1}_pool")(x)

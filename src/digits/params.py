@@ -372,7 +372,6 @@ class EvaluateParams:
 class ErrorAnalysisParams:
     gallery_size: int
     top_pairs: int
-    suspect_confidence: float
 
     def __post_init__(self) -> None:
         _require(
@@ -382,11 +381,6 @@ class ErrorAnalysisParams:
         )
         _require(
             1 <= self.top_pairs <= 90, "top_pairs", f"must be in [1, 90], got {self.top_pairs}"
-        )
-        _require(
-            0.5 <= self.suspect_confidence < 1,
-            "suspect_confidence",
-            f"must be in [0.5, 1), got {self.suspect_confidence}",
         )
 
 

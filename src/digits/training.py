@@ -243,11 +243,16 @@ def _load_state(work_dir: Path) -> dict[str, Any] | None:
     return state if (work_dir / LAST).is_file() else None
 
 
-def publish(work_dir: Path, model_path: Path, curves_dir: Path) -> None:
-    """Put the best epoch's model and the curves in place, each verified, then renamed; then
-    remove `work_dir`: a published run leaves no work behind."""
+def best_model(work_dir: Path) -> keras.Model:
+    """The best epoch's model of a finished run in `work_dir`."""
+    return load_model(work_dir / BEST)
+
+
+def publish(model: keras.Model, work_dir: Path, model_path: Path, curves_dir: Path) -> None:
+    """Put `model` and the run's curves in place, each verified, then renamed; then remove
+    `work_dir`: a published run leaves no work behind."""
     with atomic_path(model_path, verify=load_model) as temporary:
-        shutil.copyfile(work_dir / BEST, temporary)
+        model.save(temporary)
     with atomic_path(curves_dir) as temporary:
         shutil.copytree(work_dir / CURVES, temporary)
     shutil.rmtree(work_dir)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -13,64 +11,17 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
-import yaml
 
 from digits.model import load_model
+from tests.dvc_project import copy_project, dvc_env, git, run
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
-
-TINY = {
-    "prepare": {"train_subsample": 600, "validation_size": 200, "test_subsample": 300},
-    "tuner": {
-        "max_trials": 2,
-        "num_initial_points": 1,
-        "epochs_per_trial": 1,
-        "images_per_trial": 400,
-    },
-    "train": {"epochs": 1, "warmup_epochs": 0},
-}
-
-
-def dvc_env() -> dict[str, str]:
-    """This environment, with the venv's `dvc` first on PATH."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-
-
-def run(workdir: Path, *args: str) -> str:
-    result = subprocess.run(
-        args, cwd=workdir, env=dvc_env(), capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def git(workdir: Path, *args: str) -> str:
-    return run(workdir, "git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args)
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh git repository holding exactly the files this repository tracks, with tiny params."""
-    workdir = tmp_path_factory.mktemp("project")
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, tracked):
-        if (REPO / name).is_file():
-            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, workdir / name)
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for stale in ("dvc.lock", "metrics", "plots"):
-        path = workdir / stale
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    git(workdir, "init", "-q")
-    git(workdir, "add", "-A")
-    git(workdir, "commit", "-qm", "tiny params")
-    return workdir
+    """A fresh git repository holding this checkout's files, with tiny params."""
+    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")
@@ -90,21 +41,21 @@ def test_repro_runs_every_stage_and_writes_every_output(project: Path, reproduce
     evaluate = json.loads((project / "metrics/evaluate.json").read_text())
     assert evaluate["samples"] == 300
     assert 0.0 <= evaluate["accuracy"] <= 1.0
-    assert set(evaluate["per_class"]) == {str(digit) for digit in range(10)}
+    assert evaluate["accuracy_ci_low"] <= evaluate["accuracy"] <= evaluate["accuracy_ci_high"]
+    per_class = (project / "plots/evaluate/per_class.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in per_class[1:]] == [str(digit) for digit in range(10)]
     tune = json.loads((project / "metrics/tune.json").read_text())
-    assert tune["trials_total"] == 2
+    assert tune["trials"] == 2
     train = json.loads((project / "metrics/train.json").read_text())
     assert train["epochs_run"] == 1
-    assert (
-        json.loads((project / "metrics/error_analysis.json").read_text())["errors"]
-        == evaluate["errors"]
-    )
+    error_analysis = json.loads((project / "metrics/error_analysis.json").read_text())
+    assert 0 <= error_analysis["label_issues"] <= evaluate["samples"]
 
     assert load_model(project / "models/model.keras").input_shape == (None, 28, 28)
     header = (project / "plots/evaluate/confusion.csv").read_text().splitlines()
     assert header[0] == "actual,predicted" and len(header) == 301
     assert (project / "plots/tune/trials.csv").read_text().startswith("trial,score,best_so_far,")
-    figures = ("confusion_matrix", "misclassified", "suspected_label_errors", "reliability")
+    figures = ("confusion_matrix", "misclassified", "label_issues", "reliability")
     pngs = [f"plots/error_analysis/images/{name}.png" for name in figures]
     for png in ["plots/tune/progress.png", *pngs]:
         assert matplotlib.image.imread(project / png).shape[2] in (3, 4), png
@@ -123,7 +74,7 @@ def test_a_bigger_search_as_an_experiment_resumes_and_shows_in_diffs(
     assert "tune: trial 3/3" in output
 
     diff = json.loads(run(project, "dvc", "metrics", "diff", "--json"))
-    assert diff["metrics/tune.json"]["trials_total"] == {"old": 2, "new": 3, "diff": 1}
+    assert diff["metrics/tune.json"]["trials"] == {"old": 2, "new": 3, "diff": 1}
 
     params_diff = json.loads(run(project, "dvc", "params", "diff", "--json"))
     assert params_diff["params.yaml"]["tuner.max_trials"]["new"] == 3
@@ -141,10 +92,11 @@ def test_the_offline_review_shows_both_revisions(project: Path, reproduced: str)
     """Runs after the experiment above: HEAD (2 trials) against the workspace (3 trials)."""
     digits = Path(sys.executable).parent / "digits"
     output = run(project, str(digits), "review", "HEAD", "-o", "review")
-    assert output.strip() == "review: wrote review/README.md"
+    assert output.strip().splitlines()[-1] == "review: wrote review/README.md"
     report = (project / "review" / "README.md").read_text()
     assert "# Review: `HEAD` vs `workspace`" in report
-    assert "tuner.max_trials" in report and "trials_total" in report
+    assert "## Paired test-set comparison (McNemar)" in report
+    assert "tuner.max_trials" in report and "trials" in report
     for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
         assert matplotlib.image.imread(project / "review" / image).ndim == 3, image
     assert "| `HEAD` | `workspace` |" in report

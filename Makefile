@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 INSTALLED := $(VENV)/.installed
 LOCK := requirements.lock
 
-.PHONY: install repro push test lint benchmark clean-venv lock plots-template
+.PHONY: install repro push test test-fast lint benchmark clean-venv lock plots-template
 
 install: $(INSTALLED)
 
@@ -46,6 +46,11 @@ lint: install
 
 test: lint
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest
+
+# The edit-run loop: unit tests only (no DVC project, no extra processes, no browser or network).
+FAST := not e2e and not slow and not browser and not s3 and not network
+test-fast: install
+	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest -m "$(FAST)"
 
 benchmark: install
 	PATH="$(BIN):$$PATH" dvc repro tune

@@ -6,7 +6,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np
 import pytest
 
 from digits import runtime
@@ -33,9 +32,3 @@ def tiny_splits(mnist: Mnist) -> dict[str, Split]:
         "val": Split(pool.images[300:], pool.labels[300:]),
         "test": test.subset(200, seed=0),
     }
-
-
-def assert_same_arrays(left: list[np.ndarray], right: list[np.ndarray]) -> None:
-    assert len(left) == len(right)
-    for a, b in zip(left, right, strict=True):
-        np.testing.assert_array_equal(a, b)

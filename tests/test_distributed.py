@@ -18,8 +18,7 @@ import yaml
 from digits.data import Split
 from digits.oracle import read_trials
 from digits.processes import free_port
-from tests.dvc_project import copy_project, dvc_env, run
-from tests.helpers import REPO, TINY_TUNER, stage_command, stage_project
+from tests.helpers import REPO, TINY_TUNER, copy_project, dvc_env, run, stage_command, stage_project
 
 STAGES_TUNE_CMD = " ".join(
     yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["tune"]["cmd"].split()

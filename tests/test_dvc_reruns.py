@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dvc_project import copy_project, git, run
+from tests.helpers import copy_project, git, run
 
 pytestmark = pytest.mark.e2e
 

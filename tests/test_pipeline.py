@@ -13,7 +13,7 @@ import matplotlib.image
 import pytest
 
 from digits.model import load_model
-from tests.dvc_project import copy_project, dvc_env, git, run
+from tests.helpers import copy_project, dvc_env, git, run
 
 pytestmark = pytest.mark.e2e
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from digits import vega_bundle
-from tests.dvc_project import REPO, copy_project, require, run
+from tests.helpers import REPO, copy_project, require, run
 
 CONFUSION = "plots/evaluate/confusion.csv"
 CHROMIUM_FLAGS = (
@@ -121,6 +121,7 @@ def diff_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return repo, repo / "diff" / "index.html"
 
 
+@pytest.mark.e2e
 def test_every_declared_plot_has_data_in_both_revisions(diff_page: tuple[Path, Path]) -> None:
     """DVC draws an empty chart for a plot whose file is missing, so the page alone cannot tell."""
     repo, _ = diff_page
@@ -134,6 +135,7 @@ def test_every_declared_plot_has_data_in_both_revisions(diff_page: tuple[Path, P
             assert sorted(revisions) == ["main", "workspace"], title
 
 
+@pytest.mark.e2e
 @pytest.mark.browser
 def test_the_plots_diff_page_renders_every_plot_offline(diff_page: tuple[Path, Path]) -> None:
     repo, page = diff_page

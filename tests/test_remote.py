@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 
 from digits.mnist import Mnist, default_cache_dir
-from tests.dvc_project import copy_project, dvc_env, git, require, run, run_unchecked
+from tests.helpers import copy_project, dvc_env, git, require, run, run_unchecked
 
 pytestmark = pytest.mark.e2e
 

@@ -2,13 +2,17 @@
 
 The best epoch (by validation accuracy) is then temperature-scaled on the validation split, so
 every probability downstream (evaluate, error_analysis, `digits predict`, `digits export`) is
-calibrated; the argmax, hence accuracy, is unchanged. Work in progress lives beside the model in
-`<model>.checkpoints/<run key>/`, outside DVC's outputs, so a killed run resumes from its last
-finished epoch on the next `dvc repro`.
+calibrated; the argmax, hence accuracy, is unchanged. `val_nll` (after scaling) is what recipe
+choices such as label smoothing are compared on, with validation accuracy. Work in progress
+lives beside the model in `<model>.checkpoints/<run key>/`, outside DVC's outputs, so a killed
+run resumes from its last finished epoch on the next `dvc repro`.
 """
 
 import argparse
 from pathlib import Path
+
+from scipy.special import softmax
+from sklearn.metrics import log_loss
 
 from digits import runtime
 from digits.calibration import fit_temperature, logits, with_temperature
@@ -48,9 +52,12 @@ def main() -> None:
     result = train_model(model, params.train, train, val, checkpoints / key)
 
     best = best_model(checkpoints / key)
-    temperature = fit_temperature(logits(best, val.images), val.labels)
+    val_logits = logits(best, val.images)
+    temperature = fit_temperature(val_logits, val.labels)
+    val_nll = log_loss(val.labels, softmax(val_logits / temperature, axis=1), labels=range(10))
     publish(with_temperature(best, temperature), checkpoints / key, args.model, args.curves)
-    write_json(args.metrics, {**result.metrics(), "temperature": round(temperature, 6), **settings})
+    calibration = {"temperature": round(temperature, 6), "val_nll": round(float(val_nll), 6)}
+    write_json(args.metrics, {**result.metrics(), **calibration, **settings})
     print(
         f"train: best val_accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}; "
         f"temperature {temperature:.4f} (fitted on validation)"

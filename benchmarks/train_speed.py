@@ -38,7 +38,7 @@ HYPERPARAMETERS = Path("models/best_hyperparameters.json")
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory in MiB (Linux reports ru_maxrss in KiB)."""
+    """This process's peak resident memory in MiB (Linux reports ru_maxrss in KiB: getrusage(2))."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -78,7 +78,8 @@ def build(which: str, train: Any) -> tuple[Any, int, int]:
 
 def test_accuracy_clock(test: Any, steps_per_epoch: int, label: str) -> Any:
     """A callback that checks test accuracy `CHECKS_PER_EPOCH` times an epoch and keeps
-    (epoch, training seconds, accuracy) rows in `curve`; its clock stops while it checks."""
+    (epochs so far, e.g. 2.25; training seconds; test accuracy in [0, 1]) rows in `curve`; its
+    clock stops while it checks. `test` holds N x 28 x 28 uint8 images and N uint8 labels."""
     import keras
 
     from digits.batches import ordered_batches
@@ -111,8 +112,9 @@ def test_accuracy_clock(test: Any, steps_per_epoch: int, label: str) -> Any:
 
 
 def summarise(which: str, model: Any, epochs: int, train_size: int, curve: list) -> dict:
-    """Images/s (training only, validation skipped), and epochs and seconds to each threshold,
-    on the clock and at the model's median pace."""
+    """Images/s (training images per training second: no validation pass, test checks off the
+    clock), and epochs and seconds to each threshold, on the clock and at the model's median
+    pace; peak RSS in MiB."""
     check_seconds = [seconds for _, seconds, _ in curve]
     median_check = float(np.median(np.diff(check_seconds, prepend=0.0)))
     result = {

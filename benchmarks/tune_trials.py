@@ -71,7 +71,8 @@ def run_search(search: Search, threads: int) -> None:
 
 
 def measure(label: str, tuner: TunerParams, train: Split, val: Split, threads: int) -> dict:
-    """Wall time, seconds per trial, memory after each trial (MiB) and every trial's score."""
+    """Wall time (minutes), seconds per trial (training, validation included), memory (MiB)
+    after each trial and every trial's score."""
     with tempfile.TemporaryDirectory(prefix="tune-benchmark-") as state:
         search = Search.prepare(tuner, train, val, Path(state))
         watch = MemoryWatch(search.project)

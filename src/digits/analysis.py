@@ -23,13 +23,15 @@ LABEL_ISSUE_GALLERY = 50  # images in label_issues.png
 
 
 def confusion_matrix(predictions: Predictions) -> np.ndarray:
-    """10 x 10 counts, rows the true digit, columns the predicted one."""
+    """10 x 10 int64 counts, rows the true digit, columns the predicted one."""
     digits = np.arange(NUM_CLASSES)
     return sklearn_confusion_matrix(predictions.labels, predictions.predicted, labels=digits)
 
 
 @dataclass(frozen=True)
 class ConfusedPair:
+    """True digit `actual` read as `predicted` `count` times; `share_of_errors` in [0, 1]."""
+
     actual: int
     predicted: int
     count: int
@@ -51,12 +53,13 @@ def top_confused_pairs(predictions: Predictions, top: int) -> list[ConfusedPair]
 
 
 def mistakes_by_confidence(predictions: Predictions) -> np.ndarray:
-    """Test-set indices of the misclassified samples, most confident mistake first."""
+    """Test-set indices (int64) of the misclassified samples, most confident mistake first."""
     wrong = np.flatnonzero(predictions.wrong)
     return wrong[np.argsort(-predictions.confidence[wrong], kind="stable")]
 
 
 def mistakes_for_pair(predictions: Predictions, pair: ConfusedPair) -> np.ndarray:
+    """Test-set indices (int64) of `pair`'s mistakes, most confident first."""
     ordered = mistakes_by_confidence(predictions)
     keep = (predictions.labels[ordered] == pair.actual) & (
         predictions.predicted[ordered] == pair.predicted
@@ -65,7 +68,7 @@ def mistakes_for_pair(predictions: Predictions, pair: ConfusedPair) -> np.ndarra
 
 
 def per_class_error_rate(predictions: Predictions) -> np.ndarray:
-    """(10,) share of each true digit's test images the model gets wrong: 1 - recall."""
+    """10 float64: the share of each true digit's test images the model gets wrong, 1 - recall."""
     return per_class_scores(predictions)["error_rate"]
 
 
@@ -73,9 +76,9 @@ def per_class_error_rate(predictions: Predictions) -> np.ndarray:
 class LabelIssues:
     """Test images whose given label may be wrong, by confident learning (cleanlab).
 
-    quality: (N,) float, the label quality score of every test image, the probability the model
-    gives its label ("self_confidence"; low = suspicious); ranked: (N,) int, test indices from the
-    lowest quality up (ties by index); flagged: (N,) bool, cleanlab's verdict (per-class
+    quality: N float, the label quality score of every test image, the probability the model
+    gives its label ("self_confidence"; low = suspicious); ranked: N int64, test indices from the
+    lowest quality up (ties by index); flagged: N bool, cleanlab's verdict (per-class
     thresholds from the confident joint, `filter_by="prune_by_noise_rate"`).
     Source: Northcutt, Jiang and Chuang (2021), "Confident Learning: Estimating Uncertainty in
     Dataset Labels", JAIR 70; cleanlab.filter.find_label_issues, cleanlab.rank.
@@ -86,7 +89,8 @@ class LabelIssues:
     flagged: np.ndarray
 
     def candidates(self, at_least: int = LABEL_ISSUE_ROWS) -> np.ndarray:
-        """The `at_least` lowest-quality test indices plus every flagged one, lowest first."""
+        """The `at_least` lowest-quality test indices (int64) plus every flagged one, lowest
+        first."""
         keep = np.zeros(len(self.ranked), dtype=bool)
         keep[self.ranked[:at_least]] = True
         keep |= self.flagged
@@ -156,7 +160,11 @@ class ErrorAnalysis:
 def write_error_analysis(
     predictions: Predictions, images: np.ndarray, params: ErrorAnalysisParams, out_dir: Path
 ) -> ErrorAnalysis:
-    """Write the figures and tables under `out_dir`; return what was found."""
+    """Write the figures (`out_dir/images/*.png`) and tables (`out_dir/*.csv`); return what was
+    found. `images` are the N x 28 x 28 uint8 test images in the predictions' order.
+
+    Raises DigitsError when their count differs from the predictions' (stale predictions).
+    """
     if len(images) != len(predictions.labels):
         raise DigitsError(
             f"{len(predictions.labels)} predictions but {len(images)} test images: the saved "

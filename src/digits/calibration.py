@@ -34,8 +34,8 @@ TEMPERATURE_BOUNDS = (0.01, 100.0)
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The T > 0 minimising the mean NLL of softmax(logits / T) on (logits, labels).
 
-    logits: (N, 10) float, pre-softmax outputs on held-out images (not the training set);
-    labels: (N,) int in 0..9. Minimises over log T (so T stays positive) with scipy's bounded
+    logits: N x 10 float, pre-softmax outputs on held-out images (not the training set);
+    labels: N int in 0..9. Minimises over log T (so T stays positive) with scipy's bounded
     Brent search within `TEMPERATURE_BOUNDS`. T > 1 softens over-confident predictions, T < 1
     sharpens under-confident ones (e.g. after label smoothing).
 
@@ -99,7 +99,7 @@ def _logits_tensor(model: keras.Model) -> Any:
 
 
 def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
-    """A model with the same input that outputs softmax(logits / temperature), shape (N, 10).
+    """A model with the same input that outputs softmax(logits / temperature), N x 10 float32.
 
     `model` ends in `Dense(10, activation="softmax")` (see `digits.model.build_model`) or is
     itself a calibrated model (its temperature is then replaced, not compounded). The new model
@@ -112,7 +112,10 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
 
 
 def temperature_of(model: keras.Model) -> float:
-    """The temperature a model divides its logits by: 1.0 for a model without scaling."""
+    """The temperature a model divides its logits by: 1.0 for a model without scaling.
+
+    Raises DigitsError for a model with more than one temperature layer.
+    """
     found = [layer.temperature for layer in model.layers if isinstance(layer, TemperatureScaling)]
     if len(found) > 1:
         raise DigitsError(f"model {model.name!r} has {len(found)} temperature layers, expected 1")
@@ -120,9 +123,10 @@ def temperature_of(model: keras.Model) -> float:
 
 
 def logits(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Pre-softmax, unscaled logits (N, 10) float32 of `model` on images (N, 28, 28) uint8.
+    """Pre-softmax, unscaled logits N x 10 float32 of `model` on images N x 28 x 28 uint8.
 
-    What `fit_temperature` takes: run it on held-out images of the uncalibrated model.
+    What `fit_temperature` takes: run it on held-out images of the uncalibrated model. Raises
+    DigitsError for a model that ends in neither a softmax Dense layer nor temperature scaling.
     """
     logits_model = keras.Model(model.input, _logits_tensor(model))
     return np.asarray(logits_model.predict(images, batch_size=batch_size, verbose=0), np.float32)

@@ -27,6 +27,8 @@ NUM_CLASSES = 10  # labels are the digits 0-9
 
 @dataclass(frozen=True)
 class Split:
+    """images N x 28 x 28 uint8 (0 = background, 255 = ink), labels N uint8 digits 0-9."""
+
     images: np.ndarray
     labels: np.ndarray
 
@@ -34,7 +36,8 @@ class Split:
         return len(self.labels)
 
     def subset(self, size: int | None, seed: int) -> Split:
-        """A stratified subset of `size` samples (all of them when `size` is None or too large)."""
+        """A stratified subset of `size` samples in stored order (all of them when `size` is None
+        or too large)."""
         if size is None or size >= len(self):
             return self
         keep, _ = train_test_split(
@@ -45,7 +48,9 @@ class Split:
 
 
 def split_mnist(mnist: Mnist, params: PrepareParams) -> dict[str, Split]:
-    """Stratified train/validation split of the training images; the test set as published."""
+    """`train`, `val` and `test` splits, each in MNIST's order: a stratified train/validation
+    split of the (subsampled) training images, `validation_size` images for validation, and
+    the test set as published (or its stratified subsample)."""
     pool = Split(mnist.train_images, mnist.train_labels).subset(params.train_subsample, params.seed)
     train_index, val_index = train_test_split(
         np.arange(len(pool)),
@@ -67,7 +72,11 @@ def save_split(split: Split, path: Path) -> None:
 
 
 def load_split(path: Path | str) -> Split:
-    """Read one split, checking shapes and dtypes; errors say how to regenerate it."""
+    """Read one split: images N x 28 x 28 uint8, labels N digits 0-9 (uint8 as prepare writes).
+
+    Raises DigitsError, saying to run `dvc repro prepare`, when the file is missing or
+    unreadable, or its images or labels have the wrong shape, dtype or values.
+    """
     fix = "run `dvc repro prepare` to regenerate it"
     images, labels = read_npz(path, ("images", "labels"), fix)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:

@@ -12,7 +12,8 @@ class DigitsError(Exception):
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run `main`; a `DigitsError` prints its message alone instead of a traceback (exit 1)."""
+    """Run `main`; a `DigitsError` prints its message alone instead of a traceback (exit 1), and
+    Ctrl-C says nothing was published (exit 130, the shell's code for SIGINT)."""
     try:
         main()
     except DigitsError as error:

@@ -19,7 +19,7 @@ from digits.data import NUM_CLASSES
 from digits.errors import DigitsError
 from digits.files import atomic_path, read_npz
 
-CALIBRATION_BINS = 15
+CALIBRATION_BINS = 15  # as Guo et al. (2017) report ECE, so the figures compare with theirs
 CONFIDENCE_LEVEL = 0.95
 DIGITS = np.arange(NUM_CLASSES)
 
@@ -28,9 +28,11 @@ DIGITS = np.arange(NUM_CLASSES)
 class Predictions:
     """The test set as the published model saw it.
 
-    probabilities: (N, 10) float32, the model's output, i.e. after temperature scaling when the
-    model carries a temperature (`digits.calibration`); labels: (N,) int, the true digits;
-    temperature: the T the model divides its logits by (1.0: no scaling).
+    probabilities: N x 10 float32, the model's output, i.e. after temperature scaling when the
+    model carries a temperature (`digits.calibration`); labels: N integer true digits (uint8 from
+    the prepared split); temperature: the T the model divides its logits by (1.0: no scaling).
+    From them: `predicted` N int64 digits, `confidence` N float32 top probabilities, `wrong` N
+    bool.
     """
 
     probabilities: np.ndarray
@@ -75,6 +77,8 @@ def save_predictions(predictions: Predictions, path: Path) -> None:
 
 
 def load_predictions(path: Path | str) -> Predictions:
+    """Read what `save_predictions` wrote; raises DigitsError, saying to run `dvc repro evaluate`,
+    when the file is missing or unreadable, or its probabilities are not N x 10 for N labels."""
     fix = "run `dvc repro evaluate` to regenerate it"
     probabilities, labels, temperature = read_npz(
         path, ("probabilities", "labels", "temperature"), fix
@@ -90,8 +94,8 @@ def load_predictions(path: Path | str) -> Predictions:
 class Calibration:
     """Top-label reliability in equal-width confidence bins, non-empty bins only.
 
-    accuracy, confidence: (B,) float, per bin the share of right answers and the mean top-class
-    probability; counts: (B,) int, images per bin; ece: the expected calibration error,
+    accuracy, confidence: B float64, per bin the share of right answers and the mean top-class
+    probability; counts: B int64, images per bin; ece: the expected calibration error,
     sum over bins of counts / N * |accuracy - confidence| (Guo et al. 2017, eq. 3; Naeini et al.
     2015), in [0, 1].
     """
@@ -125,7 +129,8 @@ def probability_scores(predictions: Predictions) -> dict[str, float]:
 
     nll: mean -log p(true digit), natural log (sklearn.metrics.log_loss). brier: mean over images
     of the squared distance between the one-hot label and the 10 probabilities, summed over the
-    classes (Brier 1950; sklearn.metrics.brier_score_loss, multiclass: range [0, 2]).
+    classes (Brier 1950, "Verification of forecasts expressed in terms of probability", Monthly
+    Weather Review 78; sklearn.metrics.brier_score_loss, multiclass: range [0, 2]).
     """
     # float64 rows renormalised: float32 rows sum to 1 only within ~2e-7, which sklearn's
     # float64 sum-to-one check rejects.
@@ -141,13 +146,17 @@ def probability_scores(predictions: Predictions) -> dict[str, float]:
 def accuracy_interval(
     correct: int, total: int, level: float = CONFIDENCE_LEVEL
 ) -> tuple[float, float]:
-    """Exact (Clopper-Pearson) two-sided interval for the accuracy `correct / total`."""
+    """Exact two-sided interval (low, high), in [0, 1], for the accuracy `correct / total`.
+
+    Clopper and Pearson (1934), Biometrika 26, via statsmodels' `proportion_confint(method="beta")`.
+    """
     low, high = proportion_confint(correct, total, alpha=1 - level, method="beta")
     return float(low), float(high)
 
 
 def per_class_scores(predictions: Predictions) -> dict[str, np.ndarray]:
-    """Per digit 0-9: precision, recall, f1, support and error_rate (= 1 - recall), each (10,).
+    """Per digit 0-9: precision, recall, f1, error_rate (= 1 - recall), each 10 float64, and
+    support, 10 int64.
 
     A digit absent from the labels (or never predicted, for precision) gets NaN, not 0.
     """
@@ -169,6 +178,7 @@ def evaluation_metrics(predictions: Predictions) -> dict[str, Any]:
     accuracy with its exact 95% interval (accuracy_ci_low/high), errors, samples; the
     temperature of the published model, then ece, nll, brier of its probabilities and the same
     before temperature scaling (*_unscaled); macro_f1. Per-digit detail goes to `per_class_rows`.
+    Raises DigitsError when there are no test images.
     """
     samples, errors = len(predictions.labels), int(predictions.wrong.sum())
     if samples == 0:

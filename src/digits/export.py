@@ -16,12 +16,18 @@ import tensorflow as tf
 from digits.errors import DigitsError
 from digits.files import atomic_path
 
-TOLERANCE = 1e-4
+TOLERANCE = 1e-4  # the largest difference in any probability an export may show against Keras
 
 
 def export_saved_model(
     model: keras.Model, target: Path, check_images: np.ndarray, expected: np.ndarray
 ) -> None:
+    """Write `model` as a SavedModel directory at `target`, put in place only once its
+    predictions on `check_images` (N x 28 x 28 uint8) match `expected` (N x 10 float32).
+
+    Raises DigitsError when they differ by more than TOLERANCE; `target` is then left as it was.
+    """
+
     def verify(path: Path) -> None:
         _check(saved_model_predict(path, check_images), expected, path)
 
@@ -30,6 +36,7 @@ def export_saved_model(
 
 
 def saved_model_predict(path: Path, images: np.ndarray) -> np.ndarray:
+    """Probabilities N x 10 float32 from the SavedModel's `serve` on images N x 28 x 28 uint8."""
     loaded = tf.saved_model.load(str(path))  # must outlive the call: it owns the variables
     return np.asarray(loaded.serve(tf.constant(images, dtype=tf.uint8)))
 
@@ -37,6 +44,8 @@ def saved_model_predict(path: Path, images: np.ndarray) -> np.ndarray:
 def export_tflite(
     saved_model: Path, target: Path, check_images: np.ndarray, expected: np.ndarray
 ) -> None:
+    """Convert the SavedModel at `saved_model` to a TFLite flatbuffer at `target`, checked like
+    `export_saved_model`; raises DigitsError when its predictions differ by more than TOLERANCE."""
     flatbuffer = tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert()
 
     def verify(path: Path) -> None:
@@ -47,7 +56,8 @@ def export_tflite(
 
 
 def export_all(model: keras.Model, out_dir: Path, check_images: np.ndarray) -> list[Path]:
-    """SavedModel then TFLite under `out_dir`, each verified against the Keras predictions."""
+    """SavedModel then TFLite under `out_dir`, each verified against the Keras predictions on
+    `check_images` (N x 28 x 28 uint8); returns their paths. Raises DigitsError on a mismatch."""
     expected = model.predict(check_images, verbose=0)
     saved_model, tflite = out_dir / "saved_model", out_dir / "model.tflite"
     export_saved_model(model, saved_model, check_images, expected)
@@ -56,6 +66,7 @@ def export_all(model: keras.Model, out_dir: Path, check_images: np.ndarray) -> l
 
 
 def tflite_predict(path: Path, images: np.ndarray) -> np.ndarray:
+    """Probabilities N x 10 float32 from the TFLite file at `path` on images N x 28 x 28 uint8."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter points users to ai_edge_litert
         interpreter = tf.lite.Interpreter(model_path=str(path))

@@ -24,8 +24,9 @@ from digits.errors import DigitsError
 def atomic_path(target: Path | str, verify: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success verify it and rename it into place.
 
-    Works for files and directories alike. On any error the temporary is removed and `target`
-    keeps its previous content (or stays absent).
+    Works for files and directories alike. `verify(temporary)` rejects the result by raising. On
+    any error (in the body or in `verify`) the exception propagates, the temporary is removed
+    and `target` keeps its previous content (or stays absent).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +44,11 @@ def atomic_path(target: Path | str, verify: Callable[[Path], None] | None = None
 
 
 def read_npz(path: Path | str, keys: tuple[str, ...], fix: str) -> list[np.ndarray]:
-    """The named arrays of an `.npz` file; a missing or damaged file raises one clear error."""
+    """The arrays named by `keys`, in that order, with the shapes and dtypes stored.
+
+    Raises DigitsError ("not found" or "unreadable or incomplete", then `fix`) when the file is
+    missing, damaged or lacks a key.
+    """
     path = Path(path)
     if not path.is_file():
         raise DigitsError(f"{path} not found: {fix}")
@@ -80,7 +85,8 @@ def write_json(target: Path | str, payload: Any) -> None:
 
 
 def write_csv(target: Path | str, rows: list[dict[str, Any]]) -> None:
-    """Rows of equal keys as CSV; the header comes from the first row."""
+    """Rows of equal keys as CSV; the header comes from the first row, and no rows make an
+    empty file."""
     if not rows:
         atomic_write_text(target, "")
         return

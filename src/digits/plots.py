@@ -26,7 +26,8 @@ def save_figure(figure: plt.Figure, path: Path) -> None:
 
 
 def confusion_heatmap(matrix: np.ndarray, path: Path, title: str) -> None:
-    """Counts in every cell; errors in red on a grey diagonal, so the mistakes stand out."""
+    """A 10 x 10 integer confusion `matrix` (rows true, columns predicted) as a PNG: counts in
+    every cell, errors in red on a grey diagonal, so the mistakes stand out."""
     figure, axes = plt.subplots(figsize=(8, 7))
     diagonal = np.eye(len(matrix), dtype=bool)
     sns.heatmap(
@@ -52,7 +53,11 @@ def image_gallery(
     title: str,
     columns: int = 10,
 ) -> None:
-    """A grid of digits with a caption under each; an empty selection says so in the figure."""
+    """A grid of digits with a caption under each; an empty selection says so in the figure.
+
+    `images` N x 28 x 28 uint8 (MNIST's light ink on black, drawn dark on white); one caption
+    per image.
+    """
     count = len(images)
     rows = max(1, -(-count // columns))
     figure, axes = plt.subplots(
@@ -99,6 +104,7 @@ def reliability_diagram(curves: Sequence[ReliabilityCurve], path: Path, title: s
 
 
 def per_class_error_bars(rates: np.ndarray, path: Path) -> None:
+    """`rates`: 10 error rates in [0, 1], one per true digit, drawn as percentages."""
     figure, axes = plt.subplots(figsize=(7, 3.5))
     digits = np.arange(len(rates))
     bars = axes.bar(digits, rates * 100, color=sns.color_palette("Reds_d", len(rates)))

@@ -64,6 +64,7 @@ def _run_chunk(search: Search, until: int, threads: int) -> int:
 
 
 def free_port(host: str) -> int:
+    """A TCP port the OS finds free on `host` now; another process may still take it first."""
     with socket.socket() as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]

@@ -1,8 +1,10 @@
 """An offline review of two revisions: a paired test of their test-set predictions, params and
 metrics diffs, and every plot as a PNG.
 
-`dvc plots diff` writes HTML that loads Vega from a CDN, so it is blank without a network. Here
-DVC still computes the diffs, and vl-convert renders its Vega-Lite specs to PNG locally.
+`dvc plots diff` renders offline too (through `.dvc/plots/offline.html`, see
+`digits.vega_bundle`), but as a page that needs a browser running scripts. This report is
+Markdown and PNG files, readable wherever Markdown is (a pull request, a file viewer): DVC
+computes the diffs, and vl-convert renders their Vega-Lite specs to PNG locally.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ SIGNIFICANCE = 0.05
 
 
 def dvc(*args: str) -> str:
-    """Run a DVC command; its failure becomes one clear error."""
+    """Run a DVC command and return its stdout.
+
+    Raises DigitsError when `dvc` is not on PATH, or with the command's last line of output when
+    it exits non-zero.
+    """
     try:
         result = subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
     except FileNotFoundError:
@@ -47,7 +53,7 @@ def slug(text: str) -> str:
 
 @dataclass(frozen=True)
 class RevisionPredictions:
-    """One revision's test set as evaluate saw it: labels and predicted digits, (N,) int each."""
+    """One revision's test set as evaluate saw it: labels and predicted digits, N int64 each."""
 
     labels: np.ndarray
     predicted: np.ndarray
@@ -196,7 +202,10 @@ def compare_predictions(
 
 
 def paired_comparison(old: str, new: str | None = None) -> PairedComparison:
-    """Compare revision `old` with `new` (default: the workspace) on their test predictions."""
+    """Compare revision `old` with `new` (default: the workspace) on their test predictions.
+
+    Raises DigitsError as `read_test_predictions` and `compare_predictions` do.
+    """
     predictions = read_test_predictions(old, new)
     new_name = new or WORKSPACE
     return compare_predictions(old, predictions[old], new_name, predictions[new_name])
@@ -210,7 +219,11 @@ class Review:
 
 def write_review(old: str, new: str | None, out_dir: Path) -> Review:
     """Write `out_dir/README.md` comparing revision `old` with `new` (default: the workspace):
-    the paired comparison first, then params, metrics and plots."""
+    the paired comparison first, then params, metrics and plots (PNGs in `out_dir/images/`).
+
+    Raises DigitsError when both name the same revision, or when a `dvc` command or the
+    comparison fails; `out_dir` then keeps its previous content.
+    """
     if new == old or (new is None and old == WORKSPACE):
         raise DigitsError(f"review: both revisions are `{old}`: name two different ones")
     revisions = [old] if new is None else [old, new]

@@ -65,7 +65,8 @@ def compile_for_search(hp: Hyperparameters) -> keras.Model:
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """One finished trial: its 1-based number, proxy score, and duration in seconds."""
+    """One finished trial: its 1-based number, proxy score (`SELECTION_METRIC`, in [0, 1]), the
+    best score up to it, epochs run, and training seconds (validation passes included)."""
 
     trial: int
     score: float
@@ -205,7 +206,8 @@ def _duration(seconds: float) -> str:
 
 def proxy_score(search: Search, hyperparameters: Hyperparameters, seed: int) -> dict[str, float]:
     """The search objective: best `SELECTION_METRIC` of a model trained `epochs_per_trial`
-    epochs on the trial data with `seed`; also its epochs and training seconds."""
+    epochs on the trial data with `seed`; also the epochs run (early stopping may cut them) and
+    the wall-clock seconds of `fit`, validation passes included."""
     params = search.params
     keras.backend.clear_session()
     gc.collect()
@@ -308,7 +310,9 @@ def summary_metrics(records: list[TrialRecord], noise: list[float]) -> dict[str,
     to do, or a resumed search, writes the same bytes as an uninterrupted one.
 
     `seed_sd` is the sample standard deviation of the best configuration's score over seeds
-    (`seed_noise`); null with fewer than two scores.
+    (`seed_noise`); null with fewer than two scores. `search_seconds` sums the trials' training
+    seconds (validation included), not the search's wall time. Raises DigitsError when no trial
+    completed.
     """
     best = best_trial(records)
     return {

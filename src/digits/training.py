@@ -47,7 +47,9 @@ def learning_rate_schedule(
 ) -> keras.optimizers.schedules.LearningRateSchedule:
     """Linear warm-up from peak/10 to `peak` over `warmup_epochs`, then cosine decay to peak/100.
 
-    `steps` is the number of optimizer steps per epoch.
+    `steps` is the number of optimizer steps per epoch. Keras' `CosineDecay` does both: cosine
+    decay after Loshchilov and Hutter (2017), "SGDR", ICLR; linear warm-up after Goyal et al.
+    (2017), "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour".
     """
     warmup_steps = round(params.warmup_epochs * steps)
     total_steps = params.epochs * steps
@@ -61,6 +63,9 @@ def learning_rate_schedule(
 
 
 def compile_for_training(hp: Hyperparameters, params: TrainParams, train: Split) -> keras.Model:
+    """Adam on `learning_rate_schedule` (peak: `train.learning_rate`, else the tuned rate) with
+    label-smoothed cross-entropy (Szegedy et al. 2016, "Rethinking the Inception Architecture
+    for Computer Vision", CVPR), which takes one-hot labels: feed it `one_hot=True` batches."""
     model = build_model(hp, params.augmentation, seed=params.seed)
     peak = params.learning_rate or hp.learning_rate
     schedule = learning_rate_schedule(peak, params, steps_per_epoch(train, params.batch_size))
@@ -160,8 +165,9 @@ class SaveResumeState(keras.callbacks.Callback):
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished run reports; `seconds` and `images_per_second` count training epochs
-    with their validation pass, summed over every process that worked on the run."""
+    """What a finished run reports. `seconds`: wall time of the epochs run, each with its
+    validation pass, summed over every process that worked on the run; `images_per_second`:
+    training images (validation images not counted) per second of that time."""
 
     best_val_accuracy: float
     best_epoch: int

@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from digits.analysis import write_error_analysis
+from digits.analysis import find_errors, write_figures, write_tables
 from digits.data import load_split
 from digits.errors import run_stage
 from digits.evaluation import load_predictions
@@ -22,8 +22,10 @@ def main() -> None:
     params = load_params().error_analysis
     predictions = load_predictions(args.predictions)
     test = load_split(args.test)
+    found = find_errors(predictions, test.images, params.top_pairs)
     with atomic_path(args.plots) as staging:
-        found = write_error_analysis(predictions, test.images, params, staging)
+        write_figures(found, predictions, test.images, params, staging / "images")
+        write_tables(found, predictions, staging)
     write_json(args.metrics, found.metrics())
     top = ", ".join(f"{p.actual} as {p.predicted} ({p.count})" for p in found.pairs)
     print(

@@ -15,9 +15,10 @@ from digits import oracle, runtime
 from digits.data import load_split
 from digits.errors import run_stage
 from digits.files import write_csv, write_json
+from digits.importance import importances, searched_dimensions
 from digits.model import SELECTION_METRIC
 from digits.params import load_params
-from digits.plots import tuning_progress
+from digits.plots import importance_bars, marginals, tuning_progress
 from digits.processes import run_cluster, run_in_chunks, wait_for_chief
 from digits.search import (
     Search,
@@ -68,12 +69,16 @@ def main() -> None:
     noise = seed_noise(search, best, print)
     prune_searches(search, print)
 
-    metrics = summary_metrics(records, noise)
+    rows = trial_table(records)
+    mattered = importances(rows, params.tuner.space)
+    metrics = {**summary_metrics(records, noise), "importance": mattered}
     write_json(args.best, best.hyperparameters)
     write_json(args.metrics, metrics)
-    rows = trial_table(records)
     write_csv(args.plots / "trials.csv", rows)
     tuning_progress(rows, metrics["seed_sd"], args.plots / "progress.png", SELECTION_METRIC)
+    searched = searched_dimensions(params.tuner.space)
+    marginals(rows, searched, args.plots / "marginals.png", SELECTION_METRIC)
+    importance_bars(mattered, len(rows), args.plots / "importance.png")
     print(
         f"tune: best {SELECTION_METRIC} {best.score:.4f} (seed sd {metrics['seed_sd']}) "
         f"with {best.hyperparameters}"

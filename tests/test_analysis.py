@@ -13,13 +13,16 @@ from scipy.special import softmax
 
 from digits.analysis import (
     confusion_matrix,
+    find_errors,
     label_issues,
     mistakes_by_confidence,
     per_class_error_rate,
     reliability_curves,
     top_confused_pairs,
-    write_error_analysis,
+    write_figures,
+    write_tables,
 )
+from digits.errors import DigitsError
 from digits.evaluation import (
     Predictions,
     accuracy_interval,
@@ -186,10 +189,17 @@ def test_the_reliability_diagram_shows_before_and_after_scaling() -> None:
     assert len(unscaled_curves) == 1  # no temperature: one curve
 
 
+def test_stale_predictions_are_one_error(predictions: Predictions) -> None:
+    with pytest.raises(DigitsError, match="stale; run `dvc repro evaluate`"):
+        find_errors(predictions, np.zeros((3, 28, 28), np.uint8), top_pairs=2)
+
+
 def test_the_report_writes_every_figure(predictions: Predictions, tmp_path: Path) -> None:
     images = np.random.default_rng(0).integers(0, 255, (10, 28, 28), dtype=np.uint8)
     params = ErrorAnalysisParams(gallery_size=4, top_pairs=2)
-    found = write_error_analysis(predictions, images, params, tmp_path)
+    found = find_errors(predictions, images, params.top_pairs)
+    write_figures(found, predictions, images, params, tmp_path / "images")
+    write_tables(found, predictions, tmp_path)
     assert found.errors == 4
     assert found.metrics() == {"label_issues": int(found.label_issues.flagged.sum())}
     json.dumps(found.metrics())  # plain ints: what write_json needs

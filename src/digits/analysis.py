@@ -157,23 +157,35 @@ class ErrorAnalysis:
         return {"label_issues": int(self.label_issues.flagged.sum())}
 
 
-def write_error_analysis(
-    predictions: Predictions, images: np.ndarray, params: ErrorAnalysisParams, out_dir: Path
-) -> ErrorAnalysis:
-    """Write the figures (`out_dir/images/*.png`) and tables (`out_dir/*.csv`); return what was
-    found. `images` are the N x 28 x 28 uint8 test images in the predictions' order.
+def find_errors(predictions: Predictions, images: np.ndarray, top_pairs: int) -> ErrorAnalysis:
+    """The errors, the `top_pairs` most confused pairs and cleanlab's label issues.
 
-    Raises DigitsError when their count differs from the predictions' (stale predictions).
+    `images` are the N x 28 x 28 uint8 test images in the predictions' order; raises
+    DigitsError when their count differs from the predictions' (stale predictions).
     """
     if len(images) != len(predictions.labels):
         raise DigitsError(
             f"{len(predictions.labels)} predictions but {len(images)} test images: the saved "
             "predictions are stale; run `dvc repro evaluate`"
         )
-    figures = out_dir / "images"
-    pairs = top_confused_pairs(predictions, params.top_pairs)
+    return ErrorAnalysis(
+        int(predictions.wrong.sum()),
+        top_confused_pairs(predictions, top_pairs),
+        label_issues(predictions),
+    )
+
+
+def write_figures(
+    found: ErrorAnalysis,
+    predictions: Predictions,
+    images: np.ndarray,
+    params: ErrorAnalysisParams,
+    figures: Path,
+) -> None:
+    """The PNGs under `figures`: confusion matrix, galleries (all mistakes, each top pair, label
+    issues), reliability before and after scaling, error rate per digit."""
     mistakes = mistakes_by_confidence(predictions)
-    issues = label_issues(predictions)
+    issues = found.label_issues
 
     def gallery(indices: np.ndarray, name: str, title: str) -> None:
         shown = indices[: params.gallery_size]
@@ -184,10 +196,10 @@ def write_error_analysis(
     plots.confusion_heatmap(
         confusion_matrix(predictions),
         figures / "confusion_matrix.png",
-        f"Test confusion matrix: {len(mistakes)} errors in {len(predictions.labels):,} images",
+        f"Test confusion matrix: {found.errors} errors in {len(predictions.labels):,} images",
     )
     gallery(mistakes, "misclassified.png", "Misclassified test images, most confident first")
-    for pair in pairs:
+    for pair in found.pairs:
         gallery(
             mistakes_for_pair(predictions, pair),
             f"pair_{pair.actual}_as_{pair.predicted}.png",
@@ -207,12 +219,16 @@ def write_error_analysis(
         per_class_error_rate(predictions), figures / "per_class_error_rate.png"
     )
 
+
+def write_tables(found: ErrorAnalysis, predictions: Predictions, out_dir: Path) -> None:
+    """`confused_pairs.csv` and `label_issues.csv` (ranked candidates) under `out_dir`."""
+    issues = found.label_issues
     write_csv(
         out_dir / "confused_pairs.csv",
         [
             {"pair": f"{p.actual}->{p.predicted}", "actual": p.actual, "predicted": p.predicted,
              "count": p.count, "share_of_errors": p.share_of_errors}
-            for p in pairs
+            for p in found.pairs
         ],
     )  # fmt: skip
     write_csv(
@@ -225,4 +241,3 @@ def write_error_analysis(
             for i in issues.candidates()
         ],
     )  # fmt: skip
-    return ErrorAnalysis(len(mistakes), pairs, issues)

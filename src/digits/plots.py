@@ -137,3 +137,41 @@ def tuning_progress(
     axes.set_title("Hyperparameter search")
     axes.legend(loc="lower right")
     save_figure(figure, path)
+
+
+def marginals(rows: Sequence[dict], names: Sequence[str], path: Path, objective: str) -> None:
+    """Each searched dimension's values against the trial scores, one panel per dimension."""
+    columns = max(1, min(len(names), 4))
+    figure_rows = max(1, -(-len(names) // columns))
+    figure, axes = plt.subplots(
+        figure_rows, columns, figsize=(3.2 * columns, 2.8 * figure_rows), squeeze=False
+    )
+    scores = [row["score"] for row in rows]
+    for cell, name in zip(axes.flat, names, strict=False):
+        values = [float(row[name]) for row in rows]
+        cell.scatter(values, scores, s=18)
+        cell.set_xlabel(name)
+        if name == "learning_rate":
+            cell.set_xscale("log")
+    for cell in axes.flat[len(names) :]:
+        cell.axis("off")
+    for cell in axes[:, 0]:
+        cell.set_ylabel(objective)
+    if not names:
+        axes.flat[0].text(0.5, 0.5, "no dimension searched", ha="center")
+    figure.suptitle("Score against each searched hyperparameter")
+    save_figure(figure, path)
+
+
+def importance_bars(importances: dict[str, float] | None, trials: int, path: Path) -> None:
+    """Permutation importance of each searched dimension (see `digits.importance`)."""
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    if importances:
+        names = sorted(importances, key=importances.get)
+        axes.barh(names, [importances[name] for name in names], color="tab:blue")
+        axes.set_xlabel("drop in the surrogate's R^2 when shuffled")
+    else:
+        axes.text(0.5, 0.5, "too few trials to tell", ha="center", va="center")
+        axes.axis("off")
+    axes.set_title(f"What mattered in the search ({trials} trials; a hint below ~30)")
+    save_figure(figure, path)

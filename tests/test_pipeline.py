@@ -66,10 +66,16 @@ def test_a_second_repro_runs_nothing(project: Path, reproduced: str) -> None:
     assert "Data and pipelines are up to date" in run(project, "dvc", "status")
 
 
+@pytest.fixture(scope="module")
+def bigger_search(project: Path, reproduced: str) -> str:
+    """`dvc exp run -S tuner.max_trials=3` in the workspace: HEAD keeps the 2-trial run."""
+    return run(project, "dvc", "exp", "run", "-S", "tuner.max_trials=3")
+
+
 def test_a_bigger_search_as_an_experiment_resumes_and_shows_in_diffs(
-    project: Path, reproduced: str
+    project: Path, bigger_search: str
 ) -> None:
-    output = run(project, "dvc", "exp", "run", "-S", "tuner.max_trials=3")
+    output = bigger_search
     assert "resuming with 2 trials done, 1 to run" in output
     assert "tune: trial 3/3" in output
 
@@ -88,8 +94,8 @@ def test_a_bigger_search_as_an_experiment_resumes_and_shows_in_diffs(
     assert "metrics/evaluate.json" in shown
 
 
-def test_the_offline_review_shows_both_revisions(project: Path, reproduced: str) -> None:
-    """Runs after the experiment above: HEAD (2 trials) against the workspace (3 trials)."""
+def test_the_offline_review_shows_both_revisions(project: Path, bigger_search: str) -> None:
+    """HEAD (2 trials) against the workspace (the 3-trial experiment)."""
     digits = Path(sys.executable).parent / "digits"
     output = run(project, str(digits), "review", "HEAD", "-o", "review")
     assert output.strip().splitlines()[-1] == "review: wrote review/README.md"

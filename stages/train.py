@@ -11,11 +11,8 @@ run resumes from its last finished epoch on the next `dvc repro`.
 import argparse
 from pathlib import Path
 
-from scipy.special import softmax
-from sklearn.metrics import log_loss
-
 from digits import runtime
-from digits.calibration import fit_temperature, logits, with_temperature
+from digits.calibration import fit_temperature, logits, scaled_nll, with_temperature
 from digits.data import load_split
 from digits.errors import run_stage
 from digits.files import write_json
@@ -25,6 +22,7 @@ from digits.training import (
     best_model,
     compile_for_training,
     discard_other_runs,
+    finish,
     publish,
     run_key,
     train_model,
@@ -54,10 +52,11 @@ def main() -> None:
     best = best_model(checkpoints / key)
     val_logits = logits(best, val.images)
     temperature = fit_temperature(val_logits, val.labels)
-    val_nll = log_loss(val.labels, softmax(val_logits / temperature, axis=1), labels=range(10))
+    val_nll = scaled_nll(val_logits, val.labels, temperature)
     publish(with_temperature(best, temperature), checkpoints / key, args.model, args.curves)
-    calibration = {"temperature": round(temperature, 6), "val_nll": round(float(val_nll), 6)}
+    calibration = {"temperature": round(temperature, 6), "val_nll": round(val_nll, 6)}
     write_json(args.metrics, {**result.metrics(), **calibration, **settings})
+    finish(checkpoints / key)
     print(
         f"train: best val_accuracy {result.best_val_accuracy:.4f} at epoch {result.best_epoch}; "
         f"temperature {temperature:.4f} (fitted on validation)"

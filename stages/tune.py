@@ -49,7 +49,10 @@ def main() -> None:
         for name in (oracle.ORACLE_IP, oracle.ORACLE_PORT):
             os.environ.pop(name, None)
     runtime.configure(params.tuner.seed, params.runtime.threads)
-    search = Search.prepare(params.tuner, load_split(args.train), load_split(args.val), args.state)
+    search = Search.prepare(
+        params.tuner, load_split(args.train), load_split(args.val), args.state,
+        params.runtime.threads,
+    )  # fmt: skip
     if role == "worker":
         wait_for_chief(*address)
     if role:
@@ -77,7 +80,8 @@ def main() -> None:
     write_csv(args.plots / "trials.csv", rows)
     tuning_progress(rows, metrics["seed_sd"], args.plots / "progress.png", SELECTION_METRIC)
     searched = searched_dimensions(params.tuner.space)
-    marginals(rows, searched, args.plots / "marginals.png", SELECTION_METRIC)
+    log_scale = {d.name for d in params.tuner.space.dimensions if d.sampling == "log"}
+    marginals(rows, searched, log_scale, args.plots / "marginals.png", SELECTION_METRIC)
     importance_bars(mattered, len(rows), args.plots / "importance.png")
     print(
         f"tune: best {SELECTION_METRIC} {best.score:.4f} (seed sd {metrics['seed_sd']}) "

@@ -29,7 +29,7 @@ from tests.helpers import TINY_TUNER as PARAMS
 def search(params: TunerParams, splits: dict[str, Split], state: Path, lines: list[str]) -> Search:
     """What the tune stage does in one process: prepare, say what it will do, run, prune."""
     runtime.configure(seed=params.seed, threads=2)
-    prepared = Search.prepare(params, splits["train"], splits["val"], state)
+    prepared = Search.prepare(params, splits["train"], splits["val"], state, threads=2)
     describe(prepared, lines.append)
     if params.trials_per_process:
         run_in_chunks(prepared, threads=2)
@@ -111,10 +111,12 @@ def test_any_change_but_how_the_search_runs_changes_the_key(
     tmp_path: Path, tiny_splits: dict[str, Split], change: dict
 ) -> None:
     def key(params: TunerParams) -> str:
-        return Search.prepare(params, tiny_splits["train"], tiny_splits["val"], tmp_path).key
+        return Search.prepare(
+            params, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2
+        ).key
 
     assert key(PARAMS) != key(dataclasses.replace(PARAMS, **change))
-    execution = {"max_trials": 50, "workers": 2, "trials_per_process": 5}
+    execution = {"max_trials": 50, "workers": 2, "trials_per_process": 5, "noise_seeds": 3}
     assert key(PARAMS) == key(dataclasses.replace(PARAMS, **execution))
 
 
@@ -151,7 +153,7 @@ def test_a_space_keras_tuner_refuses_is_one_error_and_touches_no_search(
     with pytest.raises(DigitsError, match=r"^params.yaml: tuner.space: Keras Tuner refuses"):
         Search.prepare(
             dataclasses.replace(PARAMS, space=refused), tiny_splits["train"], tiny_splits["val"],
-            tmp_path,
+            tmp_path, threads=2,
         )  # fmt: skip
     assert tree_digest(tmp_path) == before
     assert (tmp_path / kept.key).is_dir()

@@ -47,6 +47,7 @@ def train(tmp_path: Path, splits: dict[str, Split], params: TrainParams, name: s
     )
     out = tmp_path / name
     training.publish(training.best_model(work), work, out / "model.keras", out / "curves")
+    training.finish(work)
     return result, out
 
 

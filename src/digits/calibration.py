@@ -20,7 +20,8 @@ import keras
 import numpy as np
 from keras import layers
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
+from scipy.special import log_softmax, softmax
+from sklearn.metrics import log_loss
 
 from digits.data import NUM_CLASSES
 from digits.errors import DigitsError
@@ -103,7 +104,8 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
 
     `model` ends in `Dense(10, activation="softmax")` (see `digits.model.build_model`) or is
     itself a calibrated model (its temperature is then replaced, not compounded). The new model
-    shares the layers, hence the weights, of `model`; its argmax equals `model`'s.
+    shares every layer of `model` but the last softmax Dense, whose weights it copies into a
+    linear Dense; its argmax equals `model`'s.
     Raises DigitsError for a temperature that is not finite and > 0, or another model shape.
     """
     scaling = TemperatureScaling(check_temperature(temperature), name="temperature")
@@ -130,3 +132,10 @@ def logits(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np
     """
     logits_model = keras.Model(model.input, _logits_tensor(model))
     return np.asarray(logits_model.predict(images, batch_size=batch_size, verbose=0), np.float32)
+
+
+def scaled_nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """Mean negative log-likelihood (nats) of softmax(logits / temperature): logits N x 10
+    float, labels N int in 0..9 (scikit-learn's `log_loss`)."""
+    probabilities = softmax(np.asarray(logits, np.float64) / temperature, axis=1)
+    return float(log_loss(labels, probabilities, labels=np.arange(NUM_CLASSES)))

@@ -40,9 +40,15 @@ class Split:
         or too large)."""
         if size is None or size >= len(self):
             return self
-        keep, _ = train_test_split(
-            np.arange(len(self)), train_size=size, stratify=self.labels, random_state=seed
-        )
+        try:
+            keep, _ = train_test_split(
+                np.arange(len(self)), train_size=size, stratify=self.labels, random_state=seed
+            )
+        except ValueError as error:  # sklearn: too few left over to stratify
+            raise DigitsError(
+                f"cannot keep a stratified {size} of {len(self)} images ({error}); choose a size "
+                "at least 10 below the total (or null for all of them) in params.yaml"
+            ) from None
         keep = np.sort(keep)
         return Split(self.images[keep], self.labels[keep])
 

@@ -3,8 +3,10 @@ shows it that way."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
 
 
 class DigitsError(Exception):
@@ -14,6 +16,9 @@ class DigitsError(Exception):
 def run_stage(main: Callable[[], None]) -> None:
     """Run `main`; a `DigitsError` prints its message alone instead of a traceback (exit 1), and
     Ctrl-C says nothing was published (exit 130, the shell's code for SIGINT)."""
+    # `kill` and CI timeouts send SIGTERM: unwind like Ctrl-C, so cleanup (stopping a tuning
+    # chief and its workers, removing temporary files) runs.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         main()
     except DigitsError as error:
@@ -22,3 +27,7 @@ def run_stage(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         print("interrupted: nothing was published; rerun to resume", file=sys.stderr)
         sys.exit(130)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

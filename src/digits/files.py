@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def atomic_path(target: Path | str, verify: Callable[[Path], None] | None = None
         if verify is not None:
             verify(temporary)
         if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
+            os.replace(target, staging / "previous")  # removed with the staging folder
         os.replace(temporary, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -55,7 +56,7 @@ def read_npz(path: Path | str, keys: tuple[str, ...], fix: str) -> list[np.ndarr
     try:
         with np.load(path) as archive:
             return [archive[key] for key in keys]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, zlib.error) as error:
         raise DigitsError(f"{path} is unreadable or incomplete ({error}): {fix}") from None
 
 

@@ -58,6 +58,11 @@ class Hyperparameters:
     def from_dict(cls, values: dict[str, Any], source: str = "hyperparameters") -> Hyperparameters:
         """Raises `DigitsError` naming missing or unknown keys."""
         names = {item.name for item in dataclasses.fields(cls)}
+        if not isinstance(values, dict):
+            raise DigitsError(
+                f"{source}: expected a mapping of {sorted(names)}, got {type(values).__name__}. "
+                "Rerun the tune stage: `dvc repro tune`"
+            )
         if set(values) != names:
             missing = sorted(names - set(values))
             unknown = sorted(set(values) - names)
@@ -82,6 +87,3 @@ class Hyperparameters:
                 f"{path} is not valid JSON ({error}): rerun `dvc repro tune`"
             ) from None
         return cls.from_dict(values, str(path))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
 import os
 import pickle
@@ -20,6 +21,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,7 +197,10 @@ def _fetch_first_verified(sources: list[Source], report: Callable[[str], None]) 
             files = source.fetch()
             for name in DIGESTS:
                 verify(name, files[name], source.name)
-        except (DataError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError) as error:
+        except (
+            DataError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, zlib.error,
+            http.client.HTTPException,
+        ) as error:  # fmt: skip
             reason = _one_line(error)
             report(f"{prefix}: failed: {reason}")
             failures.append(f"  - {source.name}: {reason}")
@@ -222,7 +227,7 @@ def _fetch_mirror(base: str) -> dict[str, bytes]:
         compressed = _read_location(base, f"{name}.gz")
         try:
             files[name] = gzip.decompress(compressed)
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:
             raise DataError(f"{name}.gz from {base} is not valid gzip: {error}") from None
     return files
 

@@ -183,8 +183,7 @@ def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer, los
 
 def load_model(path: Path | str) -> keras.Model:
     """Load a trained model; raises `DigitsError` saying how to get it back when it is missing
-    or unreadable (DVC deletes a stage's outputs before it reruns, so a killed `dvc repro train
-    --force` leaves none: `dvc checkout` restores the last committed one)."""
+    or unreadable (`dvc checkout` restores the last committed one from the DVC cache)."""
     path = Path(path)
     restore = (
         f"restore the last committed model with `dvc checkout {path}` (or `dvc pull {path}` "

@@ -139,8 +139,11 @@ def tuning_progress(
     save_figure(figure, path)
 
 
-def marginals(rows: Sequence[dict], names: Sequence[str], path: Path, objective: str) -> None:
-    """Each searched dimension's values against the trial scores, one panel per dimension."""
+def marginals(
+    rows: Sequence[dict], names: Sequence[str], log_scale: set[str], path: Path, objective: str
+) -> None:
+    """Each searched dimension's values against the trial scores, one panel per dimension
+    (on a log axis for the dimensions in `log_scale`)."""
     columns = max(1, min(len(names), 4))
     figure_rows = max(1, -(-len(names) // columns))
     figure, axes = plt.subplots(
@@ -151,7 +154,7 @@ def marginals(rows: Sequence[dict], names: Sequence[str], path: Path, objective:
         values = [float(row[name]) for row in rows]
         cell.scatter(values, scores, s=18)
         cell.set_xlabel(name)
-        if name == "learning_rate":
+        if name in log_scale:
             cell.set_xscale("log")
     for cell in axes.flat[len(names) :]:
         cell.axis("off")
@@ -171,7 +174,7 @@ def importance_bars(importances: dict[str, float] | None, trials: int, path: Pat
         axes.barh(names, [importances[name] for name in names], color="tab:blue")
         axes.set_xlabel("drop in the surrogate's R^2 when shuffled")
     else:
-        axes.text(0.5, 0.5, "too few trials to tell", ha="center", va="center")
+        axes.text(0.5, 0.5, "too few trials, or no dimension searched", ha="center", va="center")
         axes.axis("off")
     axes.set_title(f"What mattered in the search ({trials} trials; a hint below ~30)")
     save_figure(figure, path)

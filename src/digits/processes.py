@@ -86,8 +86,8 @@ def wait_for_chief(host: str, port: int, chief: subprocess.Popen | None = None) 
             time.sleep(POLL_SECONDS)
     raise DigitsError(
         f"no tuning chief answers on {host}:{port} after {STARTUP_SECONDS} s: start the chief "
-        f"first (`dvc repro tune` with tuner.workers >= 1 and {ORACLE_IP}/{ORACLE_PORT} set on "
-        "its machine), and check the address and any firewall"
+        f"first (`dvc repro tune` with {ORACLE_IP}/{ORACLE_PORT} set on its machine), and "
+        "check the address and any firewall"
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import os
 import shutil
 import time
 import warnings
@@ -88,10 +89,16 @@ class Search:
     key: str
 
     @classmethod
-    def prepare(cls, params: TunerParams, train: Split, val: Split, state_dir: Path) -> Search:
+    def prepare(
+        cls, params: TunerParams, train: Split, val: Split, state_dir: Path, threads: int
+    ) -> Search:
         """Check the space with Keras Tuner, pick the trial data and compute the key.
 
-        Raises `DigitsError` when Keras Tuner refuses the space, before any state is touched.
+        The key includes the thread count (TensorFlow's results differ by it) and the Keras
+        config of the model built at the space's default point, so an edit to `build_model`
+        that changes only other points of the space keeps the search: start a fresh one with
+        another `tuner.seed` then. Raises `DigitsError` when Keras Tuner refuses the space,
+        before any state is touched.
         """
         reference = _reference_point(params.space)
         trial_train = train.subset(params.images_per_trial, params.seed)
@@ -100,7 +107,7 @@ class Search:
             del definition[name]
         architecture = build_model(reference).to_json()
         key = content_key(
-            [definition, architecture],
+            [definition, architecture, threads],
             [trial_train.images, trial_train.labels, val.images, val.labels],
         )
         return cls(params, trial_train, val, state_dir, key)
@@ -135,9 +142,11 @@ class Search:
         )
 
     def completed(self) -> list[TrialRecord]:
-        """The finished trials, in trial order, read from the saved state."""
+        """The finished trials, in trial order, read from the saved state: the first
+        `planned_trials` of them, so a lowered `max_trials` reports what a search of that size
+        found, whatever ran before."""
         records, best = [], -float("inf")
-        for trial in read_trials(self.project):
+        for trial in read_trials(self.project)[: self.planned_trials]:
             best = max(best, trial.score)
             records.append(
                 TrialRecord(
@@ -243,7 +252,7 @@ def seed_noise(search: Search, best: TrialRecord, report: Callable[[str], None])
     something. Kept in the search folder, so a rerun trains nothing and writes the same."""
     saved = search.project / "seed_noise.json"
     wanted = {"trial": best.trial, "seeds": search.params.noise_seeds}
-    if saved.is_file() and json.loads(saved.read_text())["of"] == wanted:
+    if saved.is_file() and json.loads(saved.read_text()).get("of") == wanted:
         return json.loads(saved.read_text())["scores"]
     hyperparameters = Hyperparameters.from_dict(best.hyperparameters)
     scores = [best.score]
@@ -256,11 +265,22 @@ def seed_noise(search: Search, best: TrialRecord, report: Callable[[str], None])
 
 
 def run_trials(tuner: DigitsTuner) -> None:
-    """Run the tuner's remaining trials in this process (any role)."""
+    """Run the tuner's remaining trials in this process (any role).
+
+    Raises `DigitsError` when Keras Tuner gives up after consecutive failed trials.
+    """
     with warnings.catch_warnings():
         # The Gaussian process often fits a length scale at its bound on a few noisy trials.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        tuner.search(verbose=0)
+        try:
+            tuner.search(verbose=0)
+        except RuntimeError as error:
+            if "consecutive failures" not in str(error):
+                raise
+            raise DigitsError(
+                f"tuning stopped: {str(error).splitlines()[0]} Rerun with KERASTUNER_DEBUG=1 "
+                "to see why, or check tuner.space in params.yaml"
+            ) from None
 
 
 def describe(search: Search, report: Callable[[str], None]) -> int:
@@ -273,13 +293,12 @@ def describe(search: Search, report: Callable[[str], None]) -> int:
             f"not tuner.max_trials={search.params.max_trials}"
         )
     resuming = (search.project / "oracle.json").is_file()
+    if resuming:
+        os.utime(search.project)  # in use: `prune_searches` keeps the most recently used
     report(
         f"tune: search {search.key}: {'resuming with' if resuming else 'new search,'} {done} "
         f"trials done, {max(planned - done, 0)} to run"
     )
-    definition = search.project / "search.json"
-    if not definition.is_file():
-        write_json(definition, dataclasses.asdict(search.params))
     return done
 
 

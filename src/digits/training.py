@@ -33,7 +33,6 @@ from digits.hyperparameters import Hyperparameters
 from digits.model import SELECTION_METRIC, build_model, compile_model, load_model
 from digits.params import TrainParams
 
-LAST = "last.keras"
 BEST = "best.keras"
 STATE = "state.json"
 CURVES = "live"
@@ -158,9 +157,16 @@ class SaveResumeState(keras.callbacks.Callback):
         self.state["epoch_seconds"].append(time.perf_counter() - self.started)
         self.state["epochs_done"] = epoch + 1
         self.state["early_stopping"] = self.stopping.state()
-        with atomic_path(self.work_dir / LAST) as temporary:
-            self.model.save(temporary)
+        self.state["stopped"] = bool(self.model.stop_training)
+        # state.json is the commit point: it names the epoch's model, so a kill at any moment
+        # leaves a state and a model of the same epoch.
+        last = _last_model(epoch + 1)
+        self.model.save(self.work_dir / last)
+        previous = self.state.get("last")
+        self.state["last"] = last
         write_json(self.work_dir / STATE, self.state)
+        if previous:
+            (self.work_dir / previous).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -196,7 +202,7 @@ def train_model(
     """
     state = _load_state(work_dir)
     if state:
-        model = load_model(work_dir / LAST)
+        model = load_model(work_dir / state["last"])
         report(
             f"train: resuming after epoch {state['epochs_done']} "
             f"(best {SELECTION_METRIC} {state['best']:.4f})"
@@ -228,8 +234,6 @@ def train_model(
             shuffle=False,  # the batches are already in each epoch's seeded order
             verbose=2,
         )  # fmt: skip
-        state["stopped"] = True
-        write_json(work_dir / STATE, state)
     seconds = float(sum(state["epoch_seconds"]))
     return TrainResult(
         best_val_accuracy=round(state["best"], 6),
@@ -241,12 +245,16 @@ def train_model(
     )
 
 
+def _last_model(epochs_done: int) -> str:
+    return f"epoch-{epochs_done:04d}.keras"
+
+
 def _load_state(work_dir: Path) -> dict[str, Any] | None:
     try:
         state = json.loads((work_dir / STATE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    return state if (work_dir / LAST).is_file() else None
+    return state if (work_dir / state.get("last", "")).is_file() else None
 
 
 def best_model(work_dir: Path) -> keras.Model:
@@ -255,15 +263,19 @@ def best_model(work_dir: Path) -> keras.Model:
 
 
 def publish(model: keras.Model, work_dir: Path, model_path: Path, curves_dir: Path) -> None:
-    """Put `model` and the run's curves in place, each verified, then renamed; then remove
-    `work_dir`: a published run leaves no work behind."""
+    """Put `model` and the run's curves in place, each verified, then renamed."""
     with atomic_path(model_path, verify=load_model) as temporary:
         model.save(temporary)
     with atomic_path(curves_dir) as temporary:
         shutil.copytree(work_dir / CURVES, temporary)
+
+
+def finish(work_dir: Path) -> None:
+    """Remove a published run's work folder (and the checkpoints folder once it is empty): call
+    it after everything the run reports is written, so a kill before leaves it resumable."""
     shutil.rmtree(work_dir)
     with contextlib.suppress(OSError):
-        work_dir.parent.rmdir()  # only when no other run is left in it
+        work_dir.parent.rmdir()
 
 
 def discard_other_runs(checkpoints_dir: Path, key: str, report: Callable[[str], None]) -> None:

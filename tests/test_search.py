@@ -64,6 +64,9 @@ def test_raising_max_trials_runs_only_the_new_trials(
     assert lines[0] == f"tune: search {first.key}: resuming with 2 trials done, 1 to run"
     assert lines[1].startswith("tune: trial 3/3 val_accuracy ")
 
+    lowered = search(PARAMS, tiny_splits, tmp_path, [])
+    assert lowered.completed() == before, "a lowered max_trials reports what it would have found"
+
 
 def test_a_rerun_with_nothing_to_do_changes_no_byte(
     tmp_path: Path, tiny_splits: dict[str, Split]

@@ -265,6 +265,7 @@ def test_invalid_yaml_is_reported(tmp_path: Path) -> None:
         load_params(path)
 
 
+@pytest.mark.slow
 def test_a_stage_with_invalid_params_stops_with_one_line(
     tmp_path: Path, raw: dict[str, Any]
 ) -> None:

@@ -40,6 +40,7 @@ CASES = Path(__file__).parent / "cases" / "predict"
 def model_path(mnist: Mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small CNN trained for two epochs on 12,000 real MNIST images (about 97% accurate)."""
     train = Split(mnist.train_images, mnist.train_labels).subset(12_000, seed=0)
+    keras.utils.set_random_seed(0)  # the same model whichever tests ran before
     model = build_model(SMALL, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy")
     model.fit(train.images, train.labels, epochs=2, batch_size=128, verbose=0)

@@ -130,6 +130,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
+@pytest.mark.e2e
 def test_dvc_reads_commits_experiments_and_the_workspace(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -147,6 +148,7 @@ def test_dvc_reads_commits_experiments_and_the_workspace(
         paired_comparison("HEAD~5", "v2")
 
 
+@pytest.mark.e2e
 def test_a_revision_without_predictions_is_one_clear_error(
     repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -159,6 +161,7 @@ def test_a_revision_without_predictions_is_one_clear_error(
         paired_comparison(empty_tree, "v2")
 
 
+@pytest.mark.e2e
 def test_the_review_reports_mcnemar_first_and_gates_ci(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -68,6 +68,7 @@ def test_raising_max_trials_runs_only_the_new_trials(
     assert lowered.completed() == before, "a lowered max_trials reports what it would have found"
 
 
+@pytest.mark.slow
 def test_a_rerun_with_nothing_to_do_changes_no_byte(
     tmp_path: Path, tiny_splits: dict[str, Split]
 ) -> None:
@@ -88,6 +89,7 @@ def test_a_rerun_with_nothing_to_do_changes_no_byte(
     assert tree_digest(tmp_path) == state
 
 
+@pytest.mark.slow
 def test_a_changed_space_starts_a_fresh_search_and_keeps_the_old_ones(
     tmp_path: Path, tiny_splits: dict[str, Split]
 ) -> None:
@@ -162,6 +164,7 @@ def test_a_space_keras_tuner_refuses_is_one_error_and_touches_no_search(
     assert (tmp_path / kept.key).is_dir()
 
 
+@pytest.mark.slow
 def test_a_search_killed_mid_trial_reruns_that_trial_and_loses_nothing(
     tmp_path: Path, tiny_splits: dict[str, Split], monkeypatch: pytest.MonkeyPatch
 ) -> None:

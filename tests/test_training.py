@@ -98,7 +98,10 @@ def test_two_runs_with_the_same_seed_give_identical_weights(
     assert not (a / "checkpoints").exists(), "a published run leaves no work behind"
 
 
-@pytest.mark.parametrize("killed_after", [1, "the epoch before early stopping fires"])
+@pytest.mark.parametrize(
+    "killed_after",
+    [1, pytest.param("the epoch before early stopping fires", marks=pytest.mark.slow)],
+)
 def test_a_killed_run_resumes_to_exactly_the_uninterrupted_result(
     tmp_path: Path,
     tiny_splits: dict[str, Split],

@@ -213,3 +213,24 @@ def test_a_search_in_fresh_processes_runs_the_same_trials_as_one_process(
 
 def _with(space: SearchSpace, **dimensions: SearchDimension) -> SearchSpace:
     return SearchSpace(tuple(dimensions.get(d.name, d) for d in space.dimensions))
+
+
+def test_random_search_shares_the_initial_points_then_draws_its_own(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    """The baseline of benchmarks/search_vs_random.py: a paired comparison, same seed, same
+    first `num_initial_points` trials (trained alike), then each algorithm's own proposals."""
+    params = dataclasses.replace(PARAMS, max_trials=3, num_initial_points=2)
+    runtime.configure(seed=params.seed, threads=2)
+    found = {}
+    for algorithm in ("bayesian", "random"):
+        prepared = Search.prepare(
+            params, tiny_splits["train"], tiny_splits["val"], tmp_path / algorithm, threads=2
+        )
+        run_trials(prepared.tuner([].append, algorithm=algorithm))
+        found[algorithm] = prepared.completed()
+    bayesian, random = found["bayesian"], found["random"]
+    assert [r.trial for r in random] == [1, 2, 3]
+    assert bayesian[:2] == [dataclasses.replace(r, seconds=b.seconds) for r, b in
+                            zip(random[:2], bayesian[:2], strict=True)]  # fmt: skip
+    assert bayesian[2].hyperparameters != random[2].hyperparameters

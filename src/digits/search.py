@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import keras
 import keras_tuner as kt
@@ -121,15 +121,29 @@ class Search:
         """`max_trials`, capped at the number of points in a finite space."""
         return int(min(self.params.max_trials, self.params.space.size))
 
-    def tuner(self, report: Callable[[str], None] = print, until: int | None = None) -> DigitsTuner:
+    def tuner(
+        self,
+        report: Callable[[str], None] = print,
+        until: int | None = None,
+        algorithm: Literal["bayesian", "random"] = "bayesian",
+    ) -> DigitsTuner:
         """The tuner over this search, reloading its state when it exists; runs to `until`
-        trials (default: all planned)."""
-        oracle = ResumableBayesianOracle(
-            objective=kt.Objective(SELECTION_METRIC, direction="max"),
-            max_trials=until or self.planned_trials,
-            num_initial_points=self.params.num_initial_points,
-            seed=self.params.seed,
-        )
+        trials (default: all planned). `algorithm="random"` is Keras Tuner's random search, the
+        baseline `benchmarks/search_vs_random.py` compares with: with the same seed its trials
+        are the Bayesian search's first `num_initial_points` and then more random draws."""
+        objective = kt.Objective(SELECTION_METRIC, direction="max")
+        max_trials, seed = until or self.planned_trials, self.params.seed
+        if algorithm == "random":
+            oracle = kt.oracles.RandomSearchOracle(
+                objective=objective, max_trials=max_trials, seed=seed
+            )
+        else:
+            oracle = ResumableBayesianOracle(
+                objective=objective,
+                max_trials=max_trials,
+                num_initial_points=self.params.num_initial_points,
+                seed=seed,
+            )
         return DigitsTuner(
             self,
             report,

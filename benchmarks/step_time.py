@@ -1,0 +1,188 @@
+"""Benchmark: where a training step's time goes, and how close it comes to this CPU's peak.
+
+A controlled ablation of the default model (tuned hyperparameters, default recipe), one batch
+size (`train.batch_size`):
+
+- `input`: the training input pipeline alone (seeded shuffle, gather, one-hot), no model;
+- `forward`: the inference forward pass (training=False: no augmentation, no dropout);
+- `forward_train`: the forward pass in training mode (dropout, batch statistics), without the
+  augmentation layer;
+- `augmentation`: the `RandomAffine` layer alone, in training mode;
+- `step`: one optimizer step (forward, backward, Adam update) on a fixed batch, no augmentation;
+- `step_augmented`: the same with augmentation, as the train stage's model does;
+- `fit`: `model.fit`'s steps as the train stage runs them (input pipeline included).
+
+Derived: backward + update = `step - forward_train`; augmentation = `step_augmented - step`;
+input pipeline (not hidden by prefetching) = `fit - step_augmented`.
+
+Each variant is timed in `--rounds` rounds of `--steps` steps, the variants interleaved round by
+round, and the median round is kept: a stall of this shared machine hits one round of every
+variant rather than one variant, and the median discards it.
+
+FLOPs come from TensorFlow's profiler (`ProfileOptionBuilder.float_operation`, which counts a
+multiply-add as 2) on the forward graph of one image; a training step is taken as 3x the forward
+pass (the backward pass costs about twice the forward: Kaplan et al. (2020), "Scaling Laws for
+Neural Language Models", section 2.1). The peak is cores x clock x FP32 FLOPs per cycle per core,
+2 FMA units x (16 lanes with AVX-512, else 8 with AVX2) x 2 (a fused multiply-add): the figure
+for the server cores this runs on (Intel Skylake-SP Gold and later, AMD Zen 2 and later); the
+clock is psutil's current frequency, so the peak is approximate (turbo and VM clocks vary).
+
+    python benchmarks/step_time.py --out benchmarks/results/step_time.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import psutil
+import tensorflow as tf
+from tensorflow.python.profiler import model_analyzer, option_builder
+
+from digits import runtime
+from digits.batches import shuffled_batches, steps_per_epoch
+from digits.data import IMAGE_SHAPE, load_split
+from digits.hyperparameters import Hyperparameters
+from digits.model import RandomAffine, build_model
+from digits.params import AugmentationParams, load_params
+from digits.training import compile_for_training
+
+DATA = Path("data/prepared")
+HYPERPARAMETERS = Path("models/best_hyperparameters.json")
+
+
+def forward_flops(model: keras.Model) -> int:
+    """FLOPs of one image's inference forward pass, by TensorFlow's profiler."""
+    forward = tf.function(lambda images: model(images, training=False))
+    graph = forward.get_concrete_function(tf.TensorSpec([1, *IMAGE_SHAPE], tf.uint8)).graph
+    options = (
+        option_builder.ProfileOptionBuilder(option_builder.ProfileOptionBuilder.float_operation())
+        .with_empty_output()
+        .build()
+    )
+    return int(model_analyzer.profile(graph, options=options).total_float_ops)
+
+
+def peak_flops() -> dict[str, Any]:
+    """This CPU's FP32 peak FLOP/s, from its cores, clock and vector width (see the docstring)."""
+    environment = runtime.environment()
+    lanes = 16 if "avx512f" in environment["cpu_extensions"].split() else 8
+    cores = psutil.cpu_count(logical=True)
+    clock_hz = psutil.cpu_freq().current * 1e6
+    per_cycle = 2 * lanes * 2
+    return {
+        "cores": cores,
+        "clock_ghz": round(clock_hz / 1e9, 2),
+        "flops_per_cycle_per_core": per_cycle,
+        "peak_gflops": round(cores * clock_hz * per_cycle / 1e9, 1),
+    }
+
+
+def fit_steps(model: keras.Model, batches: tf.data.Dataset, steps: int) -> float:
+    """Median seconds between consecutive steps of one `model.fit` epoch of `steps` steps."""
+    ends: list[float] = []
+
+    class StepClock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            ends.append(time.perf_counter())
+
+    model.fit(batches, epochs=1, steps_per_epoch=steps, callbacks=[StepClock()], verbose=0)
+    return statistics.median(np.diff(ends))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/step_time.json"))
+    args = parser.parse_args()
+
+    params = load_params()
+    recipe = params.train
+    runtime.configure(recipe.seed, params.runtime.threads)
+    train = load_split(DATA / "train.npz")
+    hp = Hyperparameters.load(HYPERPARAMETERS)
+    size = recipe.batch_size
+    images = tf.constant(train.images[:size])
+    one_hot = tf.one_hot(tf.constant(train.labels[:size], tf.int32), 10)
+    floats = tf.reshape(tf.cast(images, tf.float32) / 255, [size, *IMAGE_SHAPE, 1])
+
+    plain = compile_for_training(
+        hp, dataclasses.replace(recipe, augmentation=AugmentationParams(0, 0, 0)), train
+    )
+    augmented = compile_for_training(hp, recipe, train)
+    fitted = compile_for_training(hp, recipe, train)
+    inference = build_model(hp)
+    augment = RandomAffine(**dataclasses.asdict(recipe.augmentation), seed=recipe.seed)
+    forward = tf.function(lambda x: inference(x, training=False))
+    forward_train = tf.function(lambda x: plain(x, training=True))
+    augmentation = tf.function(lambda x: augment(x, training=True))
+    # Enough epochs of batches for the warm-up and every round.
+    epochs = range(-(-(args.rounds + 1) * args.steps // steps_per_epoch(train, size)))
+    pipeline = iter(shuffled_batches(train, size, recipe.seed, epochs, one_hot=True))
+    fit_batches = shuffled_batches(train, size, recipe.seed, epochs, one_hot=True)
+
+    def timed(work: Callable[[], Any]) -> float:
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            result = work()
+        np.asarray(result[0] if isinstance(result, tuple | list) else result)  # wait for it
+        return (time.perf_counter() - start) / args.steps
+
+    variants: dict[str, Callable[[], float]] = {
+        "input": lambda: timed(lambda: next(pipeline)),
+        "forward": lambda: timed(lambda: forward(images)),
+        "forward_train": lambda: timed(lambda: forward_train(images)),
+        "augmentation": lambda: timed(lambda: augmentation(floats)),
+        "step": lambda: timed(lambda: plain.train_on_batch(images, one_hot)),
+        "step_augmented": lambda: timed(lambda: augmented.train_on_batch(images, one_hot)),
+        "fit": lambda: fit_steps(fitted, fit_batches, args.steps),
+    }
+    for measure in variants.values():  # warm-up: tracing and the first allocations
+        measure()
+    rounds: dict[str, list[float]] = {name: [] for name in variants}
+    for index in range(args.rounds):
+        for name, measure in variants.items():
+            rounds[name].append(measure())
+        print(f"step_time: round {index + 1}/{args.rounds} done", flush=True)
+
+    ms = {name: round(1000 * statistics.median(times), 2) for name, times in rounds.items()}
+    split = {
+        "forward_train": ms["forward_train"],
+        "backward_and_update": round(ms["step"] - ms["forward_train"], 2),
+        "augmentation": round(ms["step_augmented"] - ms["step"], 2),
+        "input_pipeline_not_hidden": round(ms["fit"] - ms["step_augmented"], 2),
+    }
+    flops = forward_flops(inference)
+    peak = peak_flops()
+    achieved = 3 * flops * size / (ms["step"] / 1000) / 1e9
+    result = {
+        "batch_size": size,
+        "median_ms_per_step": ms,
+        "fit_step_split_ms": split,
+        "fit_step_split_share": {k: round(v / ms["fit"], 3) for k, v in split.items()},
+        "forward_mflops_per_image": round(flops / 1e6, 2),
+        "train_step_gflops_per_second": round(achieved, 1),
+        "fit_gflops_per_second": round(3 * flops * size / (ms["fit"] / 1000) / 1e9, 1),
+        "peak": peak,
+        "step_share_of_peak": round(achieved / peak["peak_gflops"], 3),
+        "steps_per_epoch": steps_per_epoch(train, size),
+        "rounds": {name: [round(1000 * t, 2) for t in times] for name, times in rounds.items()},
+        "hyperparameters": json.loads(HYPERPARAMETERS.read_text()),
+        "environment": runtime.environment(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "rounds"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

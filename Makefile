@@ -54,7 +54,7 @@ test-fast: install
 
 benchmark: install
 	PATH="$(BIN):$$PATH" dvc repro tune
-	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/frontier.py
 	$(BIN)/python benchmarks/tune_trials.py --trials 50
 
 clean-venv:

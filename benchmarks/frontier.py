@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from summary import spread
 
 THRESHOLDS = (0.990, 0.995)
 CHECKS_PER_EPOCH = 4
@@ -212,15 +213,6 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         summary[f"epochs_to_{key}"] = None if reached is None else epochs[reached]
         summary[f"median_pace_seconds_to_{key}"] = None if reached is None else seconds[reached]
     return summary
-
-
-def spread(values: list[float]) -> dict[str, float | None]:
-    return {
-        "mean": round(statistics.mean(values), 5),
-        "sd": round(statistics.stdev(values), 5) if len(values) > 1 else None,
-        "min": min(values),
-        "max": max(values),
-    }
 
 
 def draw(summaries: dict[str, dict[str, Any]], seeds: int, out: Path) -> None:

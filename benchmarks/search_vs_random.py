@@ -33,6 +33,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
+from summary import spread
 
 from digits import runtime
 from digits.data import Split, load_split
@@ -75,15 +76,6 @@ def test_accuracy(
         "test_accuracy": float((predicted == test.labels).mean()),
         "best_val_accuracy": result.best_val_accuracy,
         "best_epoch": result.best_epoch,
-    }
-
-
-def spread(values: list[float]) -> dict[str, float | None]:
-    return {
-        "mean": round(statistics.mean(values), 6),
-        "sd": round(statistics.stdev(values), 6) if len(values) > 1 else None,
-        "min": round(min(values), 6),
-        "max": round(max(values), 6),
     }
 
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from scipy.special import softmax
 from sklearn.metrics import roc_auc_score
+from summary import spread
 
 from digits import runtime
 from digits.calibration import fit_temperature, logits, scaled_nll
@@ -64,15 +64,6 @@ def train_and_score(recipe: TrainParams, threads: int) -> dict[str, Any]:
         "test_accuracy": float((test_logits.argmax(axis=1) == test.labels).mean()),
         "test_nll": round(scaled_nll(test_logits, test.labels, temperature), 6),
         "training_seconds": result.seconds,
-    }
-
-
-def spread(values: list[float]) -> dict[str, float | None]:
-    return {
-        "mean": round(statistics.mean(values), 6),
-        "sd": round(statistics.stdev(values), 6) if len(values) > 1 else None,
-        "min": min(values),
-        "max": max(values),
     }
 
 

@@ -37,12 +37,11 @@ from summary import spread
 
 from digits import runtime
 from digits.data import Split, load_split
-from digits.files import content_key
 from digits.hyperparameters import Hyperparameters
 from digits.params import Params, load_params
 from digits.plots import save_figure
 from digits.search import Search, TrialRecord, best_trial, run_trials
-from digits.training import best_model, compile_for_training, train_model
+from digits.training import best_model, compile_for_training, run_key, train_model
 
 ALGORITHMS = ("bayesian", "random")
 
@@ -66,9 +65,10 @@ def test_accuracy(
 ) -> dict[str, float]:
     """Train `hyperparameters` with the default recipe (resuming a killed run); test accuracy."""
     hp = Hyperparameters.from_dict(hyperparameters)
-    runtime.configure(params.train.seed, params.runtime.threads)
+    threads = params.runtime.threads
+    runtime.configure(params.train.seed, threads)
     model = compile_for_training(hp, params.train, splits["train"])
-    run = work / "trainings" / content_key([hyperparameters, dataclasses.asdict(params.train)])
+    run = work / "trainings" / run_key(model, params.train, splits["train"], splits["val"], threads)
     result = train_model(model, params.train, splits["train"], splits["val"], run)
     test = splits["test"]
     predicted = best_model(run).predict(test.images, batch_size=1000, verbose=0).argmax(axis=1)
@@ -86,7 +86,8 @@ def draw(searches: list[dict[str, Any]], budgets: list[int], out: Path) -> None:
         curves = [s["best_so_far"] for s in searches if s["algorithm"] == algorithm]
         for curve in curves:
             axes.step(range(1, len(curve) + 1), curve, where="post", color=colour, alpha=0.3)
-        mean = [statistics.mean(values) for values in zip(*curves, strict=True)]
+        shortest = min(len(curve) for curve in curves)  # a failed trial leaves a search shorter
+        mean = [statistics.mean(curve[k] for curve in curves) for k in range(shortest)]
         label = {"bayesian": "BayesianOptimization", "random": "RandomSearch"}[algorithm]
         axes.step(range(1, len(mean) + 1), mean, where="post", color=colour, lw=2.5, label=label)
     for budget in budgets:
@@ -111,6 +112,9 @@ def main() -> None:
         "--out", type=Path, default=Path("benchmarks/results/search_vs_random.json")
     )
     args = parser.parse_args()
+    if 0 in args.seeds:
+        # Keras Tuner replaces a seed of 0 by a random one (`seed or random.randint(...)`).
+        parser.error("--seeds: 0 is not a usable Keras Tuner seed; pick another")
 
     params = load_params()
     runtime.configure(params.tuner.seed, params.runtime.threads)
@@ -152,12 +156,30 @@ def main() -> None:
             str(n): spread([s["test_of_winner"][str(n)]["test_accuracy"] for s in mine])
             for n in args.train_budgets
         }
+    by_seed = {(s["algorithm"], s["seed"]): s for s in searches}
     paired = {
-        str(n): [
-            round(b["best_by_budget"][str(n)] - r["best_by_budget"][str(n)], 6)
-            for b, r in zip(searches[0::2], searches[1::2], strict=True)
-        ]
-        for n in args.budgets
+        "best_proxy_score": {
+            str(n): [
+                round(
+                    by_seed["bayesian", seed]["best_by_budget"][str(n)]
+                    - by_seed["random", seed]["best_by_budget"][str(n)],
+                    6,
+                )
+                for seed in args.seeds
+            ]
+            for n in args.budgets
+        },
+        "test_accuracy_of_winner": {
+            str(n): [
+                round(
+                    by_seed["bayesian", seed]["test_of_winner"][str(n)]["test_accuracy"]
+                    - by_seed["random", seed]["test_of_winner"][str(n)]["test_accuracy"],
+                    6,
+                )
+                for seed in args.seeds
+            ]
+            for n in args.train_budgets
+        },
     }
     result = {
         "summary": summary,

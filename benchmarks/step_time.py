@@ -12,7 +12,8 @@ size (`train.batch_size`):
 - `step_augmented`: the same with augmentation, as the train stage's model does;
 - `fit`: `model.fit`'s steps as the train stage runs them (input pipeline included).
 
-Derived: backward + update = `step - forward_train`; augmentation = `step_augmented - step`;
+Derived: backward + update = `step - forward_train` (an upper bound: it also holds the loss, the
+metric and `train_on_batch`'s per-call work); augmentation = `step_augmented - step`;
 input pipeline (not hidden by prefetching) = `fit - step_augmented`.
 
 Each variant is timed in `--rounds` rounds of `--steps` steps, the variants interleaved round by
@@ -71,12 +72,16 @@ def forward_flops(model: keras.Model) -> int:
     return int(model_analyzer.profile(graph, options=options).total_float_ops)
 
 
-def peak_flops() -> dict[str, Any]:
-    """This CPU's FP32 peak FLOP/s, from its cores, clock and vector width (see the docstring)."""
+def peak_flops(threads: int) -> dict[str, Any]:
+    """FP32 peak FLOP/s of the cores `threads` threads can use, from their count, clock and
+    vector width (see the module docstring)."""
     environment = runtime.environment()
     lanes = 16 if "avx512f" in environment["cpu_extensions"].split() else 8
-    cores = psutil.cpu_count(logical=True)
-    clock_hz = psutil.cpu_freq().current * 1e6
+    cores = min(psutil.cpu_count(logical=False) or 1, threads)  # hyperthreads share FMA units
+    frequency = psutil.cpu_freq()
+    if frequency is None:
+        raise SystemExit("step_time: this system does not report its CPU clock (psutil)")
+    clock_hz = frequency.current * 1e6
     per_cycle = 2 * lanes * 2
     return {
         "cores": cores,
@@ -87,7 +92,8 @@ def peak_flops() -> dict[str, Any]:
 
 
 def fit_steps(model: keras.Model, batches: tf.data.Dataset, steps: int) -> float:
-    """Median seconds between consecutive steps of one `model.fit` epoch of `steps` steps."""
+    """Mean seconds a step over one `model.fit` epoch of `steps` steps, from the end of the
+    first step (which may include the start of the epoch) to the end of the last."""
     ends: list[float] = []
 
     class StepClock(keras.callbacks.Callback):
@@ -95,7 +101,7 @@ def fit_steps(model: keras.Model, batches: tf.data.Dataset, steps: int) -> float
             ends.append(time.perf_counter())
 
     model.fit(batches, epochs=1, steps_per_epoch=steps, callbacks=[StepClock()], verbose=0)
-    return statistics.median(np.diff(ends))
+    return (ends[-1] - ends[0]) / (steps - 1)
 
 
 def main() -> None:
@@ -125,20 +131,26 @@ def main() -> None:
     forward = tf.function(lambda x: inference(x, training=False))
     forward_train = tf.function(lambda x: plain(x, training=True))
     augmentation = tf.function(lambda x: augment(x, training=True))
-    # Enough epochs of batches for the warm-up and every round.
-    epochs = range(-(-(args.rounds + 1) * args.steps // steps_per_epoch(train, size)))
-    pipeline = iter(shuffled_batches(train, size, recipe.seed, epochs, one_hot=True))
-    fit_batches = shuffled_batches(train, size, recipe.seed, epochs, one_hot=True)
+    if args.steps >= steps_per_epoch(train, size):
+        raise SystemExit(f"step_time: --steps must be below {steps_per_epoch(train, size)}")
+    fit_batches = shuffled_batches(train, size, recipe.seed, range(1), one_hot=True)
+
+    def input_pipeline() -> float:
+        """A fresh iterator each round, its first batch untimed: the prefetch buffer starts
+        empty, so the steps timed are the pipeline's own."""
+        batches = iter(shuffled_batches(train, size, recipe.seed, range(1), one_hot=True))
+        next(batches)
+        return timed(lambda: next(batches))
 
     def timed(work: Callable[[], Any]) -> float:
         start = time.perf_counter()
         for _ in range(args.steps):
             result = work()
-        np.asarray(result[0] if isinstance(result, tuple | list) else result)  # wait for it
+        np.asarray(result[0] if isinstance(result, tuple | list) else result)
         return (time.perf_counter() - start) / args.steps
 
     variants: dict[str, Callable[[], float]] = {
-        "input": lambda: timed(lambda: next(pipeline)),
+        "input": input_pipeline,
         "forward": lambda: timed(lambda: forward(images)),
         "forward_train": lambda: timed(lambda: forward_train(images)),
         "augmentation": lambda: timed(lambda: augmentation(floats)),
@@ -146,6 +158,8 @@ def main() -> None:
         "step_augmented": lambda: timed(lambda: augmented.train_on_batch(images, one_hot)),
         "fit": lambda: fit_steps(fitted, fit_batches, args.steps),
     }
+    flops = forward_flops(inference)  # before hours of timing: a failure here costs nothing
+    peak = peak_flops(params.runtime.threads)
     for measure in variants.values():  # warm-up: tracing and the first allocations
         measure()
     rounds: dict[str, list[float]] = {name: [] for name in variants}
@@ -157,12 +171,10 @@ def main() -> None:
     ms = {name: round(1000 * statistics.median(times), 2) for name, times in rounds.items()}
     split = {
         "forward_train": ms["forward_train"],
-        "backward_and_update": round(ms["step"] - ms["forward_train"], 2),
+        "backward_update_and_overhead": round(ms["step"] - ms["forward_train"], 2),
         "augmentation": round(ms["step_augmented"] - ms["step"], 2),
         "input_pipeline_not_hidden": round(ms["fit"] - ms["step_augmented"], 2),
     }
-    flops = forward_flops(inference)
-    peak = peak_flops()
     achieved = 3 * flops * size / (ms["step"] / 1000) / 1e9
     result = {
         "batch_size": size,

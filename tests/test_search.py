@@ -234,3 +234,12 @@ def test_random_search_shares_the_initial_points_then_draws_its_own(
     assert bayesian[:2] == [dataclasses.replace(r, seconds=b.seconds) for r, b in
                             zip(random[:2], bayesian[:2], strict=True)]  # fmt: skip
     assert bayesian[2].hyperparameters != random[2].hyperparameters
+
+
+def test_an_unknown_search_algorithm_is_refused(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    prepared = Search.prepare(PARAMS, tiny_splits["train"], tiny_splits["val"], tmp_path, 2)
+    with pytest.raises(ValueError, match="'bayesian' or 'random', got 'grid'"):
+        prepared.tuner(algorithm="grid")  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir()), "nothing is written before the algorithm is checked"

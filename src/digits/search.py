@@ -133,6 +133,8 @@ class Search:
         are the Bayesian search's first `num_initial_points` and then more random draws."""
         objective = kt.Objective(SELECTION_METRIC, direction="max")
         max_trials, seed = until or self.planned_trials, self.params.seed
+        if algorithm not in ("bayesian", "random"):
+            raise ValueError(f"algorithm must be 'bayesian' or 'random', got {algorithm!r}")
         if algorithm == "random":
             oracle = kt.oracles.RandomSearchOracle(
                 objective=objective, max_trials=max_trials, seed=seed

@@ -29,6 +29,7 @@ for the server cores this runs on (Intel Skylake-SP Gold and later, AMD Zen 2 an
 clock is psutil's current frequency, so the peak is approximate (turbo and VM clocks vary).
 
     python benchmarks/step_time.py --out benchmarks/results/step_time.json
+    python benchmarks/step_time.py --hyperparameters other.json --out other_step_time.json
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--hyperparameters", type=Path, default=HYPERPARAMETERS, help="JSON")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/step_time.json"))
     args = parser.parse_args()
 
@@ -115,7 +117,7 @@ def main() -> None:
     recipe = params.train
     runtime.configure(recipe.seed, params.runtime.threads)
     train = load_split(DATA / "train.npz")
-    hp = Hyperparameters.load(HYPERPARAMETERS)
+    hp = Hyperparameters.load(args.hyperparameters)
     size = recipe.batch_size
     images = tf.constant(train.images[:size])
     one_hot = tf.one_hot(tf.constant(train.labels[:size], tf.int32), 10)
@@ -188,7 +190,7 @@ def main() -> None:
         "step_share_of_peak": round(achieved / peak["peak_gflops"], 3),
         "steps_per_epoch": steps_per_epoch(train, size),
         "rounds": {name: [round(1000 * t, 2) for t in times] for name, times in rounds.items()},
-        "hyperparameters": json.loads(HYPERPARAMETERS.read_text()),
+        "hyperparameters": json.loads(args.hyperparameters.read_text()),
         "environment": runtime.environment(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ from tensorflow.python.profiler import model_analyzer, option_builder
 
 from digits import runtime
 from digits.batches import shuffled_batches, steps_per_epoch
-from digits.data import IMAGE_SHAPE, load_split
+from digits.data import IMAGE_SHAPE, NUM_CLASSES, load_split
 from digits.hyperparameters import Hyperparameters
 from digits.model import RandomAffine, build_model
 from digits.params import AugmentationParams, load_params
@@ -120,7 +120,7 @@ def main() -> None:
     hp = Hyperparameters.load(args.hyperparameters)
     size = recipe.batch_size
     images = tf.constant(train.images[:size])
-    one_hot = tf.one_hot(tf.constant(train.labels[:size], tf.int32), 10)
+    one_hot = tf.one_hot(tf.constant(train.labels[:size], tf.int32), NUM_CLASSES)
     floats = tf.reshape(tf.cast(images, tf.float32) / 255, [size, *IMAGE_SHAPE, 1])
 
     plain = compile_for_training(

@@ -26,7 +26,7 @@ import psutil
 
 from digits import runtime
 from digits.data import Split, load_split
-from digits.oracle import read_trials
+from digits.oracle import count_completed_trials
 from digits.params import TunerParams, load_params
 from digits.processes import run_in_chunks
 from digits.search import Search, run_trials
@@ -58,7 +58,7 @@ class MemoryWatch(threading.Thread):
         while not self.stop.wait(SAMPLE_SECONDS):
             now = tree_rss_mib(os.getpid())
             self.peak = max(self.peak, now)
-            done = len(read_trials(self.project))
+            done = count_completed_trials(self.project)
             self.after_trial.extend([now] * (done - len(self.after_trial)))
 
 

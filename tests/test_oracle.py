@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import random
 from pathlib import Path
 
 import keras_tuner as kt
@@ -40,6 +41,34 @@ def test_trials_load_from_their_files(tmp_path: Path) -> None:
     (tmp_path / "trial_4").mkdir()
     (tmp_path / "trial_4" / "trial.json").write_text('{"half written')
     assert [t.trial_id for t in oracle.read_trials(tmp_path)] == ["3"]
+
+
+def _write_trials(project: Path) -> None:
+    """A completed trial, a running one, one without a score and one caught mid-write."""
+    for trial_id, status, score in [("0", "COMPLETED", 0.9), ("1", "RUNNING", None),
+                                    ("2", "COMPLETED", None)]:  # fmt: skip
+        trial = kt.engine.trial.Trial(kt.HyperParameters(), trial_id=trial_id, status=status)
+        trial.score = score
+        (project / f"trial_{trial_id}").mkdir()
+        (project / f"trial_{trial_id}" / "trial.json").write_text(json.dumps(trial.get_state()))
+    (project / "trial_3").mkdir()
+    (project / "trial_3" / "trial.json").write_text('{"status": "COMPL')
+
+
+def test_counting_trials_agrees_with_loading_them(tmp_path: Path) -> None:
+    _write_trials(tmp_path)
+    assert oracle.count_completed_trials(tmp_path) == len(oracle.read_trials(tmp_path)) == 1
+
+
+def test_loading_a_trial_draws_from_global_random_and_counting_does_not(tmp_path: Path) -> None:
+    """Why `count_completed_trials` exists: a watcher thread calling `Trial.load` shifted the
+    weights of the model training beside it (benchmarks/tune_trials.py, 2026-11-30)."""
+    _write_trials(tmp_path)
+    before = random.getstate()
+    oracle.count_completed_trials(tmp_path)
+    assert random.getstate() == before
+    oracle.read_trials(tmp_path)
+    assert random.getstate() != before
 
 
 @pytest.mark.parametrize(

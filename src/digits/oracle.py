@@ -2,7 +2,8 @@
 
 - `ResumableBayesianOracle` reseeds `_random_state` per trial and reorders `trials` on reload,
   so a search resumed or split across processes proposes what an uninterrupted one does.
-- `read_trials` loads trial files the way `Oracle.reload` does.
+- `read_trials` loads trial files the way `Oracle.reload` does; `count_completed_trials` reads
+  their `status` and `score` fields without loading them.
 - `role` reads the distributed-tuning environment through `keras_tuner.src.distribute.utils`
   (`has_chief_oracle`, `is_chief_oracle`; not exported by `keras_tuner` itself).
 
@@ -62,6 +63,24 @@ def read_trials(project: Path) -> list[kt.engine.trial.Trial]:
         if trial.status == "COMPLETED" and trial.score is not None:
             trials.append(trial)
     return sorted(trials, key=lambda trial: int(trial.trial_id))
+
+
+def count_completed_trials(project: Path) -> int:
+    """How many completed, scored trials `read_trials` would return, for watching a search from
+    another thread or process.
+
+    Unlike `read_trials` it leaves Python's global `random` alone: Keras Tuner's `Trial.load`
+    draws a throwaway trial id from it, and Keras draws the seeds of unseeded initializers from
+    it, so polling `read_trials` beside a training in the same process changes its weights.
+    """
+    count = 0
+    for path in project.glob("trial_*/trial.json"):
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        count += state.get("status") == "COMPLETED" and state.get("score") is not None
+    return count
 
 
 def role() -> Literal["chief", "worker"] | None:

@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from digits import runtime
 from digits.errors import DigitsError
-from digits.oracle import ORACLE_IP, ORACLE_PORT, TUNER_ID, read_trials
+from digits.oracle import ORACLE_IP, ORACLE_PORT, TUNER_ID, count_completed_trials
 from digits.search import Search, run_trials
 
 STARTUP_SECONDS = 120
@@ -132,7 +132,7 @@ def _watch(processes: dict[str, subprocess.Popen], search: Search) -> None:
     chief = processes["chief"]
     workers = {name: p for name, p in processes.items() if name != "chief"}
     timeout_minutes = search.params.trial_timeout_minutes
-    finished, last_progress = len(read_trials(search.project)), time.monotonic()
+    finished, last_progress = count_completed_trials(search.project), time.monotonic()
     while chief.poll() is None:
         for name, worker in workers.items():
             if worker.poll() not in (None, 0):
@@ -140,7 +140,7 @@ def _watch(processes: dict[str, subprocess.Popen], search: Search) -> None:
                     f"tuning worker {name} died (exit code {worker.returncode}); "
                     f"{resume_hint(search)}"
                 )
-        now = len(read_trials(search.project))
+        now = count_completed_trials(search.project)
         if now != finished:
             finished, last_progress = now, time.monotonic()
         elif time.monotonic() - last_progress > timeout_minutes * 60:

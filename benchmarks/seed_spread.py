@@ -14,7 +14,7 @@ every correct answer; label smoothing is known to hurt it: Müller, Kornblith an
 A variant changes the recipe with `--set train.KEY=VALUE` (validated as params.yaml is) and the
 tuned architecture with `--hyperparameter NAME=VALUE`. `--validation-only` never loads the test
 split, for runs that decide a recipe. Every run is kept in `--work` (ignored by Git) under a key
-of what defines it, so a killed benchmark resumes and a repeated run costs nothing.
+of what defines it, so a killed benchmark resumes and a repeated run is only scored again.
 
     python benchmarks/seed_spread.py --seeds 42 1 2 3 4 --out benchmarks/results/seed_spread.json
     python benchmarks/seed_spread.py --set train.label_smoothing=0 --seeds 42 1 \
@@ -29,7 +29,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
+from ruamel.yaml import YAML, YAMLError
 from scipy.special import softmax
 from sklearn.metrics import roc_auc_score
 from summary import spread
@@ -46,10 +46,11 @@ HYPERPARAMETERS = Path("models/best_hyperparameters.json")
 
 
 def train_and_score(
-    hp: Hyperparameters, recipe: TrainParams, threads: int, data: Path, work: Path, test: bool
+    hp: Hyperparameters, recipe: TrainParams, *, threads: int, data: Path, work: Path, test: bool
 ) -> dict[str, Any]:
     """Train `recipe` on `hp` (or resume its kept run); the best epoch's validation figures,
-    and its test figures when `test`."""
+    and its test figures when `test`. `training_seconds` is the training's own time, whenever
+    it ran."""
     runtime.configure(recipe.seed, threads)
     train, val = load_split(data / "train.npz"), load_split(data / "val.npz")
     model = compile_for_training(hp, recipe, train)
@@ -86,21 +87,29 @@ def assignments(pairs: list[str], option: str) -> dict[str, Any]:
         key, equals, value = pair.partition("=")
         if not equals or not key:
             raise SystemExit(f"{option}: expected KEY=VALUE, got {pair!r}")
-        parsed[key] = YAML(typ="safe", pure=True).load(value)
+        try:
+            parsed[key] = YAML(typ="safe", pure=True).load(value)
+        except YAMLError as error:
+            raise SystemExit(f"{option} {key}: {value!r} is not a YAML value ({error})") from None
     return parsed
 
 
 def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """params.yaml's mapping with each dotted `train.` key replaced (the key must exist)."""
+    """params.yaml's mapping with each dotted `train.` key replaced (the key must exist; a
+    block such as `train.augmentation` is changed one key at a time)."""
     for key, value in overrides.items():
         if not key.startswith("train."):
             raise SystemExit(f"--set {key}: only train.* keys change a training recipe")
+        if key == "train.seed":
+            raise SystemExit("--set train.seed: the training seeds are --seeds")
         *parents, leaf = key.split(".")
         node = raw
         for name in parents:
             node = node.get(name) if isinstance(node, dict) else None
         if not isinstance(node, dict) or leaf not in node:
             raise SystemExit(f"--set {key}: no such key in {PARAMS_FILE}")
+        if isinstance(node[leaf], dict):
+            raise SystemExit(f"--set {key}: set its keys one by one ({key}.KEY=VALUE)")
         node[leaf] = value
     return raw
 
@@ -113,24 +122,23 @@ def main() -> None:
     parser.add_argument("--validation-only", action="store_true", help="never load the test set")
     parser.add_argument("--data", type=Path, default=Path("data/prepared"))
     parser.add_argument("--work", type=Path, default=Path("benchmarks/work/seed_spread"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/seed_spread.json"))
+    parser.add_argument("--out", type=Path, required=True, help="the result file (JSON)")
     args = parser.parse_args()
 
     raw = YAML(typ="safe", pure=True).load(Path(PARAMS_FILE).read_text())
-    tuned = json.loads(HYPERPARAMETERS.read_text())
     try:
         params = parse_params(with_overrides(raw, assignments(args.set, "--set")))
-        hp = Hyperparameters.from_dict(
-            {**tuned, **assignments(args.hyperparameter, "--hyperparameter")}, "--hyperparameter"
-        )
+        tuned = dataclasses.asdict(Hyperparameters.load(HYPERPARAMETERS))
+        changed = assignments(args.hyperparameter, "--hyperparameter")
+        hp = Hyperparameters.from_dict({**tuned, **changed}, "--hyperparameter")
     except DigitsError as error:
         raise SystemExit(str(error)) from None
+    threads, test = params.runtime.threads, not args.validation_only
     runs = []
     for seed in args.seeds:
         recipe = dataclasses.replace(params.train, seed=seed)
-        threads = params.runtime.threads
         runs.append(
-            train_and_score(hp, recipe, threads, args.data, args.work, not args.validation_only)
+            train_and_score(hp, recipe, threads=threads, data=args.data, work=args.work, test=test)
         )
         print(json.dumps(runs[-1]), flush=True)
     figures = ["best_val_accuracy", "val_nll", "val_error_auroc"]

@@ -44,7 +44,8 @@ def test_trials_load_from_their_files(tmp_path: Path) -> None:
 
 
 def _write_trials(project: Path) -> None:
-    """A completed trial, a running one, one without a score and one caught mid-write."""
+    """A completed trial, a running one, one without a score, one caught mid-write and one
+    that is JSON but not a trial."""
     for trial_id, status, score in [("0", "COMPLETED", 0.9), ("1", "RUNNING", None),
                                     ("2", "COMPLETED", None)]:  # fmt: skip
         trial = kt.engine.trial.Trial(kt.HyperParameters(), trial_id=trial_id, status=status)
@@ -53,6 +54,8 @@ def _write_trials(project: Path) -> None:
         (project / f"trial_{trial_id}" / "trial.json").write_text(json.dumps(trial.get_state()))
     (project / "trial_3").mkdir()
     (project / "trial_3" / "trial.json").write_text('{"status": "COMPL')
+    (project / "trial_4").mkdir()
+    (project / "trial_4" / "trial.json").write_text("null")
 
 
 def test_counting_trials_agrees_with_loading_them(tmp_path: Path) -> None:

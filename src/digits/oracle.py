@@ -58,7 +58,7 @@ def read_trials(project: Path) -> list[kt.engine.trial.Trial]:
     for path in project.glob("trial_*/trial.json"):
         try:
             trial = kt.engine.trial.Trial.load(str(path))
-        except (OSError, json.JSONDecodeError, KeyError):
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
             continue
         if trial.status == "COMPLETED" and trial.score is not None:
             trials.append(trial)
@@ -66,8 +66,9 @@ def read_trials(project: Path) -> list[kt.engine.trial.Trial]:
 
 
 def count_completed_trials(project: Path) -> int:
-    """How many completed, scored trials `read_trials` would return, for watching a search from
-    another thread or process.
+    """How many trial files in `project` say their trial completed with a score: what
+    `read_trials` returns, counted without loading the trials, for watching a search from another
+    thread or process.
 
     Unlike `read_trials` it leaves Python's global `random` alone: Keras Tuner's `Trial.load`
     draws a throwaway trial id from it, and Keras draws the seeds of unseeded initializers from
@@ -79,7 +80,8 @@ def count_completed_trials(project: Path) -> int:
             state = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        count += state.get("status") == "COMPLETED" and state.get("score") is not None
+        if isinstance(state, dict) and state.get("status") == "COMPLETED":
+            count += state.get("score") is not None
     return count
 
 

@@ -8,15 +8,22 @@
   tune stage's own command, told their role by `KERASTUNER_TUNER_ID`. The chief waits forever
   for a worker that died mid-trial, so a dead worker, or no finished trial for
   `tuner.trial_timeout_minutes`, stops everything with one error and keeps the search state.
+
+Every child process asks Linux to end it when the stage's process dies (`die_with_parent`): a
+stage killed with SIGKILL (or out of memory) would otherwise leave a chunk, chief or worker
+running on and writing the search state that the rerun resumes from.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +36,19 @@ from digits.search import Search, run_trials
 
 STARTUP_SECONDS = 120
 POLL_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1  # prctl(2) option, from <linux/prctl.h>
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child process of `parent` (a pid): have Linux send this process SIGTERM when its
+    parent dies (prctl(2) PR_SET_PDEATHSIG; kept across exec). A no-op on other systems."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def resume_hint(search: Search) -> str:
@@ -43,7 +63,12 @@ def run_in_chunks(search: Search, threads: int) -> None:
     started = len(search.completed())
     while started < search.planned_trials:
         until = min(search.planned_trials, (started // per_process + 1) * per_process)
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             try:
                 now = pool.submit(_run_chunk, search, until, threads).result()
             except BrokenProcessPool as error:
@@ -108,14 +133,17 @@ def run_cluster(
     base = {key: value for key, value in os.environ.items() if key != TUNER_ID}
     base.update({ORACLE_IP: host, ORACLE_PORT: str(port)})
     processes: dict[str, subprocess.Popen] = {}
+    start = functools.partial(
+        subprocess.Popen, command, preexec_fn=functools.partial(die_with_parent, os.getpid())
+    )
     try:
-        processes["chief"] = subprocess.Popen(command, env={**base, TUNER_ID: "chief"})
+        processes["chief"] = start(env={**base, TUNER_ID: "chief"})
         wait_for_chief(host, port, processes["chief"])
         workers = search.params.workers
         report(f"tune: chief serving the oracle on {host}:{port}; starting {workers} workers")
         for index in range(workers):
             name = f"tuner{index}"
-            processes[name] = subprocess.Popen(command, env={**base, TUNER_ID: name})
+            processes[name] = start(env={**base, TUNER_ID: name})
         _watch(processes, search)
     finally:
         for process in processes.values():

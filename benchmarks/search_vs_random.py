@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import json
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +47,15 @@ ALGORITHMS = ("bayesian", "random")
 
 def search(
     params: Params, algorithm: str, seed: int, trials: int, splits: dict[str, Split], work: Path
-) -> tuple[list[TrialRecord], float]:
-    """Run (or resume) one search; its trials in order and the wall seconds this call took."""
+) -> list[TrialRecord]:
+    """Run (or resume) one search; its trials in order."""
     tuner = dataclasses.replace(params.tuner, seed=seed, max_trials=trials, workers=0)
     state = work / "searches" / algorithm
     found = Search.prepare(tuner, splits["train"], splits["val"], state, params.runtime.threads)
-    start = time.perf_counter()
     if len(found.completed()) < found.planned_trials:
         print(f"search_vs_random: {algorithm} search, seed {seed}: {trials} trials", flush=True)
         run_trials(found.tuner(algorithm=algorithm))
-    return found.completed(), time.perf_counter() - start
+    return found.completed()
 
 
 def test_accuracy(
@@ -123,12 +121,12 @@ def main() -> None:
     searches = []
     for seed in args.seeds:
         for algorithm in ALGORITHMS:
-            records, seconds = search(params, algorithm, seed, trials, splits, args.work)
+            records = search(params, algorithm, seed, trials, splits, args.work)
             searches.append(
                 {
                     "algorithm": algorithm,
                     "seed": seed,
-                    "seconds_this_run": round(seconds, 1),
+                    "training_seconds": round(sum(record.seconds for record in records), 1),
                     "best_by_budget": {str(n): best_trial(records[:n]).score for n in args.budgets},
                     "best_so_far": [record.best_so_far for record in records],
                     "winners": {
@@ -139,13 +137,30 @@ def main() -> None:
                     ],
                 }
             )
+    context = {
+        "seeds": args.seeds,
+        "tuner": {**dataclasses.asdict(params.tuner), "seed": "varies", "max_trials": trials},
+        "train": dataclasses.asdict(params.train),
+        "environment": runtime.environment(),
+    }
     for entry in searches:
         entry["test_of_winner"] = {}
+    write_result(searches, args, context)  # the searches' part first: the trainings take hours
+    for entry in searches:
         for budget, winner in entry["winners"].items():
             print(f"search_vs_random: training the {entry['algorithm']} winner of seed "
                   f"{entry['seed']} at {budget} trials", flush=True)  # fmt: skip
             entry["test_of_winner"][budget] = test_accuracy(params, winner, splits, args.work)
+            write_result(searches, args, context)
 
+
+def write_result(searches: list[dict[str, Any]], args: argparse.Namespace, context: dict) -> None:
+    """Write the result file and figure from what has run so far: a test-accuracy summary
+    appears once the winners of every search at that budget are trained."""
+    by_seed = {(s["algorithm"], s["seed"]): s for s in searches}
+    trained = [
+        str(n) for n in args.train_budgets if all(str(n) in s["test_of_winner"] for s in searches)
+    ]
     summary: dict[str, Any] = {"best_proxy_score": {}, "test_accuracy_of_winner": {}}
     for algorithm in ALGORITHMS:
         mine = [s for s in searches if s["algorithm"] == algorithm]
@@ -153,47 +168,39 @@ def main() -> None:
             str(n): spread([s["best_by_budget"][str(n)] for s in mine]) for n in args.budgets
         }
         summary["test_accuracy_of_winner"][algorithm] = {
-            str(n): spread([s["test_of_winner"][str(n)]["test_accuracy"] for s in mine])
-            for n in args.train_budgets
+            n: spread([s["test_of_winner"][n]["test_accuracy"] for s in mine]) for n in trained
         }
-    by_seed = {(s["algorithm"], s["seed"]): s for s in searches}
-    paired = {
-        "best_proxy_score": {
-            str(n): [
-                round(
-                    by_seed["bayesian", seed]["best_by_budget"][str(n)]
-                    - by_seed["random", seed]["best_by_budget"][str(n)],
-                    6,
-                )
+
+    def paired(figure: Any, budgets: list[str]) -> dict[str, list[float]]:
+        """Bayesian minus random, per search seed, at each budget."""
+        return {
+            n: [
+                round(figure(by_seed["bayesian", seed], n) - figure(by_seed["random", seed], n), 6)
                 for seed in args.seeds
             ]
-            for n in args.budgets
-        },
-        "test_accuracy_of_winner": {
-            str(n): [
-                round(
-                    by_seed["bayesian", seed]["test_of_winner"][str(n)]["test_accuracy"]
-                    - by_seed["random", seed]["test_of_winner"][str(n)]["test_accuracy"],
-                    6,
-                )
-                for seed in args.seeds
-            ]
-            for n in args.train_budgets
-        },
+            for n in budgets
+        }
+
+    differences = {
+        "best_proxy_score": paired(
+            lambda s, n: s["best_by_budget"][n], [str(n) for n in args.budgets]
+        ),
+        "test_accuracy_of_winner": paired(
+            lambda s, n: s["test_of_winner"][n]["test_accuracy"], trained
+        ),
     }
+    pending = [str(n) for n in args.train_budgets if str(n) not in trained]
     result = {
         "summary": summary,
-        "bayesian_minus_random_by_seed": paired,
-        "seeds": args.seeds,
-        "tuner": {**dataclasses.asdict(params.tuner), "seed": "varies", "max_trials": trials},
-        "train": dataclasses.asdict(params.train),
-        "environment": runtime.environment(),
+        "bayesian_minus_random_by_seed": differences,
+        "winner_trainings_pending_at_budgets": pending,
+        **context,
         "searches": searches,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     draw(searches, args.budgets, args.out.with_suffix(".png"))
-    print(json.dumps({"summary": summary, "bayesian_minus_random_by_seed": paired}, indent=2))
+    print(json.dumps({"summary": summary, "bayesian_minus_random_by_seed": differences}, indent=2))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,18 @@ def test_the_model_takes_raw_uint8_images_and_survives_save_and_load(tmp_path: P
     )
 
 
+def test_the_run_key_does_not_depend_on_what_the_process_built_before(
+    tiny_splits: dict[str, Split],
+) -> None:
+    def key() -> str:
+        model = training.compile_for_training(SMALL, PARAMS, tiny_splits["train"])
+        return training.run_key(model, PARAMS, tiny_splits["train"], tiny_splits["val"], threads=2)
+
+    keras.backend.clear_session()
+    first = key()
+    assert key() == first  # a benchmark trains several models in one process
+
+
 def test_two_runs_with_the_same_seed_give_identical_weights(
     tmp_path: Path, tiny_splits: dict[str, Split]
 ) -> None:

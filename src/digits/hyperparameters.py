@@ -56,7 +56,8 @@ class Hyperparameters:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "hyperparameters") -> Hyperparameters:
-        """Raises `DigitsError` naming missing or unknown keys."""
+        """Raises `DigitsError` naming missing or unknown keys, or a value of the wrong type or
+        outside its dimension's range."""
         names = {item.name for item in dataclasses.fields(cls)}
         if not isinstance(values, dict):
             raise DigitsError(
@@ -70,6 +71,20 @@ class Hyperparameters:
                 f"{source}: expected keys {sorted(names)}; missing {missing}, unknown {unknown}. "
                 "Rerun the tune stage: `dvc repro tune`"
             )
+        for dimension in cls.dimensions():
+            value = values[dimension.name]
+            numeric = (int, float) if dimension.kind is float else dimension.kind
+            right_type = isinstance(value, numeric) and (
+                dimension.kind is bool or not isinstance(value, bool)
+            )
+            if not right_type or not dimension.lowest <= value <= dimension.highest:
+                bounds = f"[{dimension.lowest:g}, {dimension.highest:g}]"
+                kind = dimension.kind.__name__
+                allowed = "true or false" if dimension.kind is bool else f"{kind} in {bounds}"
+                raise DigitsError(
+                    f"{source}: {dimension.name}: expected {allowed}, got {value!r}. "
+                    "Rerun the tune stage: `dvc repro tune`"
+                )
         return cls(**values)
 
     @classmethod

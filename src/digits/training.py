@@ -70,7 +70,9 @@ def compile_for_training(hp: Hyperparameters, params: TrainParams, train: Split)
     schedule = learning_rate_schedule(peak, params, steps_per_epoch(train, params.batch_size))
     compile_model(
         model,
-        keras.optimizers.Adam(schedule),
+        # Named: Keras numbers unnamed optimizers per process (adam, adam_1, ...), and the name
+        # is part of the config `run_key` hashes.
+        keras.optimizers.Adam(schedule, name="adam"),
         keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing),
     )
     return model

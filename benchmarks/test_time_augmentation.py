@@ -1,0 +1,118 @@
+"""Benchmark: does test-time augmentation (TTA) help trained models? Decided on validation only.
+
+Each model predicts the validation split as it is and shifted by one pixel (zero fill), and the
+softmax probabilities of the shifted copies are averaged (Simard, Steinkraus and Platt (2003),
+"Best Practices for Convolutional Neural Networks Applied to Visual Document Analysis", ICDAR,
+train on such distortions; averaging predictions over them at test time is the usual TTA):
+
+- `cross5`: the image and its four one-pixel shifts (up, down, left, right): 5 forward passes;
+- `grid9`: the image and its eight one-pixel shifts (the 3x3 neighbourhood): 9 forward passes.
+
+For each model: validation accuracy, ECE, NLL and Brier score without and with each TTA, and
+McNemar's exact test of each TTA against the plain prediction on the same images (the review
+command's `compare_predictions`). The test split is never
+read: this benchmark exists to decide whether TTA becomes part of the recipe (issue #19).
+
+    python benchmarks/test_time_augmentation.py --out benchmarks/results/test_time_augmentation.json
+    python benchmarks/test_time_augmentation.py --models a.keras b.keras --out other.json
+
+By default it takes the pipeline's model and every finished training of
+`benchmarks/search_vs_random.py` (distinct tuned architectures, the same recipe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from digits import runtime
+from digits.data import load_split
+from digits.evaluation import Predictions, probability_scores
+from digits.model import load_model
+from digits.review import RevisionPredictions, compare_predictions
+
+SHIFTS = {
+    "cross5": [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)],
+    "grid9": [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)],
+}
+
+
+def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """`images` (n, 28, 28) uint8 moved `dy` pixels down and `dx` right, zeros shifted in."""
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
+    height, width = images.shape[1:]
+    return padded[:, 1 - dy : 1 - dy + height, 1 - dx : 1 - dx + width]
+
+
+def scores(predictions: Predictions) -> dict[str, float]:
+    """Accuracy, ECE, NLL (nats) and Brier score, as evaluate computes them."""
+    return {"accuracy": float(1 - predictions.wrong.mean()), **probability_scores(predictions)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, nargs="*", help=".keras files (see above)")
+    parser.add_argument("--val", type=Path, default=Path("data/prepared/val.npz"))
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    models = args.models or [
+        Path("models/model.keras"),
+        *sorted(Path("benchmarks/work/search_vs_random/trainings").glob("*/best.keras")),
+    ]
+    val = load_split(args.val)
+    results = []
+    for path in models:
+        model = load_model(path)
+        passes = {
+            shift: model.predict(shifted(val.images, *shift), batch_size=1000, verbose=0)
+            for shift in SHIFTS["grid9"]
+        }
+        plain = Predictions(passes[0, 0], val.labels)
+        entry = {"model": str(path), "plain": scores(plain)}
+        for name, shifts in SHIFTS.items():
+            averaged = Predictions(np.mean([passes[shift] for shift in shifts], axis=0), val.labels)
+            paired = compare_predictions(
+                "plain", RevisionPredictions(val.labels, plain.predicted),
+                name, RevisionPredictions(val.labels, averaged.predicted),
+            )  # fmt: skip
+            entry[name] = {
+                **scores(averaged),
+                **{k: v for k, v in dataclasses.asdict(paired).items() if k not in ("old", "new")},
+            }
+        results.append(entry)
+        print(f"test_time_augmentation: {path}: " + ", ".join(
+            f"{name} {entry[name]['accuracy']:.4f}" for name in ("plain", *SHIFTS)
+        ), flush=True)  # fmt: skip
+
+    summary = {}
+    for name in SHIFTS:
+        gains = [entry[name]["accuracy"] - entry["plain"]["accuracy"] for entry in results]
+        summary[name] = {
+            "forward_passes": len(SHIFTS[name]),
+            "val_accuracy_gain_mean": round(statistics.mean(gains), 6),
+            "val_accuracy_gain_min": round(min(gains), 6),
+            "val_accuracy_gain_max": round(max(gains), 6),
+            "models_improved": sum(gain > 0 for gain in gains),
+            "models_worse": sum(gain < 0 for gain in gains),
+            "fixed_total": sum(entry[name]["fixed"] for entry in results),
+            "introduced_total": sum(entry[name]["introduced"] for entry in results),
+        }
+    result = {
+        "split": "validation",
+        "images": len(val.labels),
+        "summary": summary,
+        "models": results,
+        "environment": runtime.environment(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

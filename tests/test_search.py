@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
+import keras_tuner as kt
 import pytest
 
 from digits import runtime
@@ -16,6 +17,7 @@ from digits.processes import run_in_chunks
 from digits.search import (
     DigitsTuner,
     Search,
+    as_declared,
     best_trial,
     describe,
     prune_searches,
@@ -243,3 +245,16 @@ def test_an_unknown_search_algorithm_is_refused(
     with pytest.raises(ValueError, match="'bayesian' or 'random', got 'grid'"):
         prepared.tuner(algorithm="grid")  # type: ignore[arg-type]
     assert not any(tmp_path.iterdir()), "nothing is written before the algorithm is checked"
+
+
+def test_a_boolean_sent_through_keras_tuners_protobuf_gets_its_type_back() -> None:
+    hp = kt.HyperParameters()
+    hp.Choice("batch_norm", [True, False], ordered=False)
+    hp.Int("base_filters", 8, 32)
+    received = kt.HyperParameters.from_proto(hp.to_proto()).values
+    # Keras Tuner's distributed mode (chief <-> worker) sends trials this way; when this
+    # starts failing it sends booleans as booleans and `as_declared` can go.
+    assert received["batch_norm"] == 1 and type(received["batch_norm"]) is int
+    declared = as_declared(received)
+    assert declared == {"batch_norm": True, "base_filters": 8}
+    assert type(declared["batch_norm"]) is bool and type(declared["base_filters"]) is int

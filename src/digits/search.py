@@ -44,7 +44,18 @@ KEPT_SEARCHES = 3
 
 def declare_space(hp: kt.HyperParameters, space: SearchSpace) -> Hyperparameters:
     """Declare every dimension of `space` on `hp` and return the values drawn for this trial."""
-    return Hyperparameters(**{dim.name: _declare(hp, dim) for dim in space.dimensions})
+    return Hyperparameters(**as_declared({dim.name: _declare(hp, dim) for dim in space.dimensions}))
+
+
+def as_declared(values: dict[str, Any]) -> dict[str, Any]:
+    """Keras Tuner's values with each dimension's declared Python type.
+
+    In distributed mode trials travel as protobuf, and `Choice.to_proto` sends booleans as
+    integers (it tests `isinstance(value, int)`, which True passes), so a worker and the chief's
+    trial files see `batch_norm` as 0 or 1 (keras-tuner 1.4.8).
+    """
+    kinds = {dimension.name: dimension.kind for dimension in Hyperparameters.dimensions()}
+    return {name: kinds[name](value) for name, value in values.items()}
 
 
 def _declare(hp: kt.HyperParameters, dim: SearchDimension) -> Any:
@@ -171,7 +182,7 @@ class Search:
                     best_so_far=float(best),
                     epochs=int(trial.metrics.get_last_value("epochs")),
                     seconds=round(float(trial.metrics.get_last_value("seconds")), 2),
-                    hyperparameters=dict(trial.hyperparameters.values),
+                    hyperparameters=as_declared(trial.hyperparameters.values),
                 )
             )
         return records

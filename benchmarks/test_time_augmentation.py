@@ -16,8 +16,9 @@ read: this benchmark exists to decide whether TTA becomes part of the recipe (is
     python benchmarks/test_time_augmentation.py --out benchmarks/results/test_time_augmentation.json
     python benchmarks/test_time_augmentation.py --models a.keras b.keras --out other.json
 
-By default it takes the pipeline's model and every finished training of
-`benchmarks/search_vs_random.py` (distinct tuned architectures, the same recipe).
+By default it takes every finished training of `benchmarks/search_vs_random.py`: six tuned
+architectures trained with the default recipe, one of them the pipeline's model (before its
+temperature scaling).
 """
 
 from __future__ import annotations
@@ -60,10 +61,9 @@ def main() -> None:
     parser.add_argument("--val", type=Path, default=Path("data/prepared/val.npz"))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    models = args.models or [
-        Path("models/model.keras"),
-        *sorted(Path("benchmarks/work/search_vs_random/trainings").glob("*/best.keras")),
-    ]
+    models = args.models or sorted(
+        Path("benchmarks/work/search_vs_random/trainings").glob("*/best.keras")
+    )
     val = load_split(args.val)
     results = []
     for path in models:
@@ -73,7 +73,7 @@ def main() -> None:
             for shift in SHIFTS["grid9"]
         }
         plain = Predictions(passes[0, 0], val.labels)
-        entry = {"model": str(path), "plain": scores(plain)}
+        entry = {"model": str(path), "parameters": model.count_params(), "plain": scores(plain)}
         for name, shifts in SHIFTS.items():
             averaged = Predictions(np.mean([passes[shift] for shift in shifts], axis=0), val.labels)
             paired = compare_predictions(

@@ -19,6 +19,7 @@ from digits.search import (
     Search,
     as_declared,
     best_trial,
+    declare_space,
     describe,
     prune_searches,
     run_trials,
@@ -247,14 +248,19 @@ def test_an_unknown_search_algorithm_is_refused(
     assert not any(tmp_path.iterdir()), "nothing is written before the algorithm is checked"
 
 
-def test_a_boolean_sent_through_keras_tuners_protobuf_gets_its_type_back() -> None:
+def test_a_searched_boolean_gets_its_type_back() -> None:
     hp = kt.HyperParameters()
-    hp.Choice("batch_norm", [True, False], ordered=False)
+    drawn = hp.Choice("batch_norm", [True, False], ordered=False)
     hp.Int("base_filters", 8, 32)
-    received = kt.HyperParameters.from_proto(hp.to_proto()).values
-    # Keras Tuner's distributed mode (chief <-> worker) sends trials this way; when this
-    # starts failing it sends booleans as booleans and `as_declared` can go.
-    assert received["batch_norm"] == 1 and type(received["batch_norm"]) is int
-    declared = as_declared(received)
-    assert declared == {"batch_norm": True, "base_filters": 8}
-    assert type(declared["batch_norm"]) is bool and type(declared["base_filters"]) is int
+    # Keras Tuner's Choice casts booleans to int; if this starts failing, it no longer does.
+    assert drawn == 1 and type(drawn) is int
+    received = kt.HyperParameters.from_proto(hp.to_proto()).values  # a distributed trial
+    for values in (hp.values, received):
+        declared = as_declared(values)
+        assert declared == {"batch_norm": True, "base_filters": 8}
+        assert type(declared["batch_norm"]) is bool and type(declared["base_filters"]) is int
+
+
+def test_declare_space_gives_a_searched_boolean_as_a_boolean() -> None:
+    values = declare_space(kt.HyperParameters(), PARAMS.space)
+    assert type(values.batch_norm) is bool

@@ -50,9 +50,9 @@ def declare_space(hp: kt.HyperParameters, space: SearchSpace) -> Hyperparameters
 def as_declared(values: dict[str, Any]) -> dict[str, Any]:
     """Keras Tuner's values with each dimension's declared Python type.
 
-    In distributed mode trials travel as protobuf, and `Choice.to_proto` sends booleans as
-    integers (it tests `isinstance(value, int)`, which True passes), so a worker and the chief's
-    trial files see `batch_norm` as 0 or 1 (keras-tuner 1.4.8).
+    Keras Tuner's `Choice` casts boolean values to int (it tests `isinstance(values[0], int)`,
+    which True passes), so a searched `batch_norm` comes back as 0 or 1 in every mode, and the
+    trial files and distributed workers hold it that way too (keras-tuner 1.4.8).
     """
     kinds = {dimension.name: dimension.kind for dimension in Hyperparameters.dimensions()}
     return {name: kinds[name](value) for name, value in values.items()}

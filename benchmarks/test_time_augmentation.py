@@ -1,9 +1,9 @@
 """Benchmark: does test-time augmentation (TTA) help trained models? Decided on validation only.
 
 Each model predicts the validation split as it is and shifted by one pixel (zero fill), and the
-softmax probabilities of the shifted copies are averaged (Simard, Steinkraus and Platt (2003),
-"Best Practices for Convolutional Neural Networks Applied to Visual Document Analysis", ICDAR,
-train on such distortions; averaging predictions over them at test time is the usual TTA):
+softmax probabilities of the copies are averaged: the usual test-time counterpart of training on
+small distortions (Simard, Steinkraus and Platt (2003), "Best Practices for Convolutional Neural
+Networks Applied to Visual Document Analysis", ICDAR, train on them):
 
 - `cross5`: the image and its four one-pixel shifts (up, down, left, right): 5 forward passes;
 - `grid9`: the image and its eight one-pixel shifts (the 3x3 neighbourhood): 9 forward passes.
@@ -64,6 +64,10 @@ def main() -> None:
     models = args.models or sorted(
         Path("benchmarks/work/search_vs_random/trainings").glob("*/best.keras")
     )
+    if not models:
+        raise SystemExit(
+            "test_time_augmentation: no models: run benchmarks/search_vs_random.py or pass --models"
+        )
     val = load_split(args.val)
     results = []
     for path in models:

@@ -58,15 +58,23 @@ def search(
     return found.completed()
 
 
-def test_accuracy(
+def winner_training(
     params: Params, hyperparameters: dict[str, Any], splits: dict[str, Split], work: Path
-) -> dict[str, float]:
-    """Train `hyperparameters` with the default recipe (resuming a killed run); test accuracy."""
+) -> tuple[Any, Path]:
+    """The compiled model of a winner and the run folder its training is kept in."""
     hp = Hyperparameters.from_dict(hyperparameters)
     threads = params.runtime.threads
     runtime.configure(params.train.seed, threads)
     model = compile_for_training(hp, params.train, splits["train"])
-    run = work / "trainings" / run_key(model, params.train, splits["train"], splits["val"], threads)
+    key = run_key(model, params.train, splits["train"], splits["val"], threads)
+    return model, work / "trainings" / key
+
+
+def test_accuracy(
+    params: Params, hyperparameters: dict[str, Any], splits: dict[str, Split], work: Path
+) -> dict[str, float]:
+    """Train `hyperparameters` with the default recipe (resuming a killed run); test accuracy."""
+    model, run = winner_training(params, hyperparameters, splits, work)
     result = train_model(model, params.train, splits["train"], splits["val"], run)
     test = splits["test"]
     predicted = best_model(run).predict(test.images, batch_size=1000, verbose=0).argmax(axis=1)

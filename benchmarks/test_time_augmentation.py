@@ -16,9 +16,9 @@ whether TTA becomes part of the recipe (issue #19).
     python benchmarks/test_time_augmentation.py --out benchmarks/results/test_time_augmentation.json
     python benchmarks/test_time_augmentation.py --models a.keras b.keras --out other.json
 
-By default it takes every finished training of `benchmarks/search_vs_random.py`: six tuned
-architectures trained with the default recipe, one of them the pipeline's model (before its
-temperature scaling).
+By default it takes the trained winners that `benchmarks/results/search_vs_random.json` lists:
+six tuned architectures trained with the default recipe, one of them the pipeline's model
+(before its temperature scaling).
 """
 
 from __future__ import annotations
@@ -55,18 +55,34 @@ def scores(predictions: Predictions) -> dict[str, float]:
     return {"accuracy": float(1 - predictions.wrong.mean()), **probability_scores(predictions)}
 
 
+def winner_models() -> list[Path]:
+    """The best checkpoint of each distinct winner trained by `search_vs_random.py`, found from
+    its committed result file and today's params (so stale run folders are never picked up)."""
+    from search_vs_random import winner_training
+
+    from digits.params import load_params
+    from digits.training import BEST
+
+    params = load_params()
+    splits = {name: load_split(Path("data/prepared") / f"{name}.npz") for name in ("train", "val")}
+    searches = json.loads(Path("benchmarks/results/search_vs_random.json").read_text())["searches"]
+    winners = {json.dumps(w, sort_keys=True) for s in searches for w in s["winners"].values()}
+    work = Path("benchmarks/work/search_vs_random")
+    return sorted(winner_training(params, json.loads(w), splits, work)[1] / BEST for w in winners)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, nargs="*", help=".keras files (see above)")
     parser.add_argument("--val", type=Path, default=Path("data/prepared/val.npz"))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    models = args.models or sorted(
-        Path("benchmarks/work/search_vs_random/trainings").glob("*/best.keras")
-    )
-    if not models:
+    models = args.models or winner_models()
+    missing = [str(path) for path in models if not path.is_file()]
+    if not models or missing:
         raise SystemExit(
-            "test_time_augmentation: no models: run benchmarks/search_vs_random.py or pass --models"
+            f"test_time_augmentation: models not found: {missing or 'none given'}: "
+            "run benchmarks/search_vs_random.py or pass --models"
         )
     val = load_split(args.val)
     results = []

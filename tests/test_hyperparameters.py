@@ -47,8 +47,17 @@ def test_a_value_out_of_type_or_range_is_named(name: str, value: Any, message: s
         Hyperparameters.from_dict({**TUNED, name: value}, "best_hyperparameters.json")
 
 
-def test_a_whole_number_is_a_float_value() -> None:
-    assert Hyperparameters.from_dict({**TUNED, "dropout": 0}).dropout == 0
+def test_a_whole_number_is_a_float_value_and_becomes_a_float() -> None:
+    dropout = Hyperparameters.from_dict({**TUNED, "dropout": 0}).dropout
+    assert dropout == 0 and type(dropout) is float, "0 and 0.0 must give one run key"
+
+
+def test_a_bound_reached_by_float_steps_is_inside() -> None:
+    top = 0.3 + 3 * 0.2  # Keras Tuner's Float("dropout", 0.3, 0.9, step=0.2) draws this
+    assert top > 0.9
+    assert Hyperparameters.from_dict({**TUNED, "dropout": top}).dropout == top
+    with pytest.raises(DigitsError, match="dropout: expected float"):
+        Hyperparameters.from_dict({**TUNED, "dropout": 0.9001})
 
 
 def test_missing_and_unknown_keys_are_named() -> None:

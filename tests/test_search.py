@@ -264,3 +264,10 @@ def test_a_searched_boolean_gets_its_type_back() -> None:
 def test_declare_space_gives_a_searched_boolean_as_a_boolean() -> None:
     values = declare_space(kt.HyperParameters(), PARAMS.space)
     assert type(values.batch_norm) is bool
+
+
+def test_as_declared_undoes_only_the_boolean_cast() -> None:
+    declared = as_declared({"batch_norm": 0, "dropout": 0, "dense_units": 7.5, "width": 3})
+    assert declared == {"batch_norm": False, "dropout": 0.0, "dense_units": 7.5, "width": 3}
+    assert type(declared["dropout"]) is float
+    assert as_declared({"batch_norm": 2}) == {"batch_norm": 2}, "left for from_dict to reject"

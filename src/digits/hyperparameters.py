@@ -31,6 +31,12 @@ class Dimension:
     lowest: float
     highest: float
 
+    def contains(self, value: float) -> bool:
+        """Whether `value` is in [lowest, highest], give or take float rounding: Keras Tuner's
+        float steps accumulate it (0.1 steps from 0.0 reach 0.9000000000000001)."""
+        slack = 1e-9 * max(1.0, abs(self.lowest), abs(self.highest))
+        return self.lowest - slack <= value <= self.highest + slack
+
 
 @dataclass(frozen=True)
 class Hyperparameters:
@@ -56,8 +62,9 @@ class Hyperparameters:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "hyperparameters") -> Hyperparameters:
-        """Raises `DigitsError` naming missing or unknown keys, or a value of the wrong type or
-        outside its dimension's range."""
+        """The point `values` names, each float dimension's value a float (so 0 and 0.0 give
+        the same model config and run key). Raises `DigitsError` naming missing or unknown keys,
+        or a value of the wrong type or outside its dimension's range."""
         names = {item.name for item in dataclasses.fields(cls)}
         if not isinstance(values, dict):
             raise DigitsError(
@@ -71,13 +78,14 @@ class Hyperparameters:
                 f"{source}: expected keys {sorted(names)}; missing {missing}, unknown {unknown}. "
                 "Rerun the tune stage: `dvc repro tune`"
             )
+        checked = {}
         for dimension in cls.dimensions():
             value = values[dimension.name]
             numeric = (int, float) if dimension.kind is float else dimension.kind
             right_type = isinstance(value, numeric) and (
                 dimension.kind is bool or not isinstance(value, bool)
             )
-            if not right_type or not dimension.lowest <= value <= dimension.highest:
+            if not right_type or not dimension.contains(value):
                 bounds = f"[{dimension.lowest:g}, {dimension.highest:g}]"
                 kind = dimension.kind.__name__
                 allowed = "true or false" if dimension.kind is bool else f"{kind} in {bounds}"
@@ -85,7 +93,8 @@ class Hyperparameters:
                     f"{source}: {dimension.name}: expected {allowed}, got {value!r}. "
                     "Rerun the tune stage: `dvc repro tune`"
                 )
-        return cls(**values)
+            checked[dimension.name] = float(value) if dimension.kind is float else value
+        return cls(**checked)
 
     @classmethod
     def load(cls, path: Path | str) -> Hyperparameters:

@@ -52,10 +52,20 @@ def as_declared(values: dict[str, Any]) -> dict[str, Any]:
 
     Keras Tuner's `Choice` casts boolean values to int (it tests `isinstance(values[0], int)`,
     which True passes), so a searched `batch_norm` comes back as 0 or 1 in every mode, and the
-    trial files and distributed workers hold it that way too (keras-tuner 1.4.8).
+    trial files and distributed workers hold it that way too (keras-tuner 1.4.8). Only that
+    cast is undone, and a whole number of a float dimension widened; any other value, and any
+    unknown name, is left as it is for `Hyperparameters.from_dict` to reject by name.
     """
     kinds = {dimension.name: dimension.kind for dimension in Hyperparameters.dimensions()}
-    return {name: kinds[name](value) for name, value in values.items()}
+
+    def declared(name: str, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return value
+        if kinds.get(name) is bool and value in (0, 1):
+            return bool(value)
+        return float(value) if kinds.get(name) is float else value
+
+    return {name: declared(name, value) for name, value in values.items()}
 
 
 def _declare(hp: kt.HyperParameters, dim: SearchDimension) -> Any:

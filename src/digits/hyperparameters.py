@@ -33,7 +33,7 @@ class Dimension:
 
     def contains(self, value: float) -> bool:
         """Whether `value` is in [lowest, highest], give or take float rounding: Keras Tuner's
-        float steps accumulate it (0.1 steps from 0.0 reach 0.9000000000000001)."""
+        float steps accumulate it (steps of 0.2 from 0.3 reach 0.9000000000000001)."""
         slack = 1e-9 * max(1.0, abs(self.lowest), abs(self.highest))
         return self.lowest - slack <= value <= self.highest + slack
 

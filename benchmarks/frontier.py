@@ -21,7 +21,7 @@ This shared machine stalls at random (a quarter-epoch that usually takes 2 s som
 so the seconds axis is each model's median pace: the quarter-epochs done, times the median
 quarter-epoch duration over all of that model's runs.
 
-Needs the prepared splits and tuned hyperparameters: run `dvc repro train` first.
+Needs the prepared splits and tuned hyperparameters: run `dvc repro tune` first.
 
     python benchmarks/frontier.py --out benchmarks/results/frontier.json
 """
@@ -218,10 +218,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_file(work: Path, which: str, seed: int, data: Path) -> Path:
-    """Where one finished run is kept, named by what defines it (this file's recipes, the
-    params, the tuned hyperparameters, the data), so a rerun after a kill skips finished runs
-    and never reuses one made from other inputs."""
+    """Where one finished run is kept, named by what defines it (the code that builds, trains
+    and checks it, the params, the tuned hyperparameters, the data), so a rerun after a kill
+    skips finished runs and never reuses one made from other inputs; editing the summary or the
+    figure keeps them."""
     import dataclasses
+    import inspect
 
     import numpy as np
 
@@ -229,8 +231,9 @@ def run_file(work: Path, which: str, seed: int, data: Path) -> Path:
     from digits.params import load_params
 
     params = load_params()
+    code = [inspect.getsource(function) for function in (build, test_accuracy_clock, measure)]
     definition = [which, seed, dataclasses.asdict(params.train), params.runtime.threads,
-                  HYPERPARAMETERS.read_text(), Path(__file__).read_text()]  # fmt: skip
+                  HYPERPARAMETERS.read_text(), CHECKS_PER_EPOCH, code]  # fmt: skip
     inputs = [np.frombuffer((data / f"{name}.npz").read_bytes(), np.uint8)
               for name in ("train", "test")]  # fmt: skip
     return work / f"{content_key(definition, inputs)}.json"
@@ -242,23 +245,32 @@ def draw(summaries: dict[str, dict[str, Any]], seeds: int, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullLocator
 
-    figure, panels = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for axis, (key, label) in zip(
-        panels, [("median_pace_seconds", "training seconds (median pace)"), ("epochs", "epochs")],
-        strict=True,
-    ):  # fmt: skip
+    figure, panels = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    axes = [
+        ("median_pace_seconds", "training seconds at median pace", [5, 10, 20, 50, 100, 200, 500]),
+        ("epochs", "epochs", [0.25, 0.5, 1, 2, 5, 10, 20]),
+    ]
+    for axis, (key, label, ticks) in zip(panels, axes, strict=True):
         for name, summary in summaries.items():
             curve = summary["curve"]
             axis.plot(curve[key], [100 * a for a in curve["mean_accuracy"]], marker=".", label=name)
-        axis.axhline(99.0, color="grey", linestyle=":", linewidth=1)
+        for level in (99.0, 99.5):
+            axis.axhline(level, color="grey", linestyle=":", linewidth=1)
         axis.set_xscale("log")
+        axis.xaxis.set_major_locator(FixedLocator(ticks))
+        axis.xaxis.set_minor_locator(NullLocator())
+        axis.set_xticklabels([f"{tick:g}" for tick in ticks])
         axis.set_xlabel(label + " (log scale)")
-        axis.grid(alpha=0.3, which="both")
+        axis.grid(alpha=0.3)
     panels[0].set_ylabel(f"test accuracy, %, mean of {seeds} seeds")
-    panels[0].set_ylim(97.5, 100)
+    panels[0].set_ylim(95, 100)
     panels[1].legend(loc="lower right")
-    figure.suptitle("Accuracy-time frontier on this machine (higher and further left is better)")
+    figure.suptitle(
+        "Accuracy-time frontier on this machine (higher and further left is better; "
+        "checks below 95% not shown)"
+    )
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)

@@ -1,0 +1,80 @@
+"""Benchmark: how far would averaging several trained models go? (issue #19's opt-in ensemble)
+
+Takes the six search winners that `benchmarks/search_vs_random.py` trained with the default
+recipe (six architectures, training seed 42; the pipeline's model is one of them) and averages
+their softmax probabilities over every subset of 2 to 6 models: a deep ensemble (Lakshminarayanan,
+Pritzel and Blundell (2017), "Simple and Scalable Predictive Uncertainty Estimation using Deep
+Ensembles", NeurIPS) of the models at hand. An ensemble of k costs k trainings and k forward
+passes, so it is an opt-in idea, not a default, on #19's 1.5x time budget.
+
+Reported per ensemble size: validation and test accuracy over all subsets (mean, min, max), and
+the subset of that size with the best validation accuracy together with its test accuracy, so
+the choice is made on validation and the test set only reports it.
+
+    python benchmarks/ensemble.py --out benchmarks/results/ensemble.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+from summary import spread
+from test_time_augmentation import winner_models
+
+from digits import runtime
+from digits.data import load_split
+from digits.model import load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("data/prepared"))
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    models = winner_models()
+    missing = [str(path) for path in models if not path.is_file()]
+    if missing:
+        raise SystemExit(f"ensemble: models not found: {missing}: run search_vs_random.py first")
+    splits = {name: load_split(args.data / f"{name}.npz") for name in ("val", "test")}
+    probabilities = {name: [] for name in splits}
+    for path in models:
+        model = load_model(path)
+        for name, split in splits.items():
+            probabilities[name].append(model.predict(split.images, batch_size=1000, verbose=0))
+        print(f"ensemble: predicted with {path}", flush=True)
+
+    def accuracy(name: str, members: tuple[int, ...]) -> float:
+        averaged = np.mean([probabilities[name][k] for k in members], axis=0)
+        return float((averaged.argmax(axis=1) == splits[name].labels).mean())
+
+    sizes = []
+    for size in range(1, len(models) + 1):
+        subsets = list(itertools.combinations(range(len(models)), size))
+        val = [accuracy("val", members) for members in subsets]
+        test = [accuracy("test", members) for members in subsets]
+        chosen = int(np.argmax(val))
+        sizes.append({
+            "models": size,
+            "subsets": len(subsets),
+            "val_accuracy": spread(val),
+            "test_accuracy": spread(test),
+            "best_on_val": {"members": list(subsets[chosen]), "val_accuracy": val[chosen],
+                            "test_accuracy": test[chosen]},
+        })  # fmt: skip
+        print(f"ensemble: {size} models: test mean {np.mean(test):.4f}, best-on-val subset "
+              f"val {val[chosen]:.4f} test {test[chosen]:.4f}", flush=True)  # fmt: skip
+    result = {
+        "models": [str(path) for path in models],
+        "by_size": sizes,
+        "environment": runtime.environment(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -27,8 +27,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from search_vs_random import winner_models
 from summary import spread
-from test_time_augmentation import winner_models
 
 from digits import runtime
 from digits.data import load_split
@@ -40,11 +40,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     models = winner_models()
-    missing = [str(path) for path in models if not path.is_file()]
-    if not models or missing:
-        raise SystemExit(
-            f"ensemble: models not found: {missing or 'none'}: run search_vs_random.py first"
-        )
     splits = {name: load_split(Path("data/prepared") / f"{name}.npz") for name in ("val", "test")}
     probabilities = {name: [] for name in splits}
     for path in models:
@@ -71,7 +66,7 @@ def main() -> None:
             "best_on_val": {"members": list(subsets[chosen]), "tied": val.count(val[chosen]),
                             "val_accuracy": val[chosen], "test_accuracy": test[chosen]},
         })  # fmt: skip
-        print(f"ensemble: {size} models: test mean {np.mean(test):.4f}, best-on-val subset "
+        print(f"ensemble: subsets of {size}: test mean {np.mean(test):.4f}, best-on-val subset "
               f"val {val[chosen]:.4f} test {test[chosen]:.4f}", flush=True)  # fmt: skip
     result = {
         "images": {name: len(split.labels) for name, split in splits.items()},

@@ -40,9 +40,10 @@ from digits.hyperparameters import Hyperparameters
 from digits.params import Params, load_params
 from digits.plots import save_figure
 from digits.search import Search, TrialRecord, best_trial, run_trials
-from digits.training import best_model, compile_for_training, run_key, train_model
+from digits.training import BEST, best_model, compile_for_training, run_key, train_model
 
 ALGORITHMS = ("bayesian", "random")
+RESULT = Path("benchmarks/results/search_vs_random.json")
 
 
 def search(
@@ -68,6 +69,29 @@ def winner_training(
     model = compile_for_training(hp, params.train, splits["train"])
     key = run_key(model, params.train, splits["train"], splits["val"], threads)
     return model, work / "trainings" / key
+
+
+def winner_models() -> list[Path]:
+    """The best checkpoint (.keras) of each distinct winner trained by this benchmark, found from
+    its committed result file and today's params, so a stale run folder is never picked up.
+
+    Raises:
+        SystemExit: a winner has no trained checkpoint for today's params (a changed `train`
+            recipe changes every run key); rerun this benchmark to train them.
+    """
+    params = load_params()
+    splits = {name: load_split(Path("data/prepared") / f"{name}.npz") for name in ("train", "val")}
+    searches = json.loads(RESULT.read_text())["searches"]
+    winners = {json.dumps(w, sort_keys=True) for s in searches for w in s["winners"].values()}
+    work = Path("benchmarks/work/search_vs_random")
+    models = sorted(winner_training(params, json.loads(w), splits, work)[1] / BEST for w in winners)
+    missing = [str(model) for model in models if not model.exists()]
+    if missing:
+        raise SystemExit(
+            f"no trained winner for today's params: {', '.join(missing)}; "
+            f"run `python benchmarks/search_vs_random.py --out {RESULT}` to train them"
+        )
+    return models
 
 
 def test_accuracy(
@@ -114,9 +138,7 @@ def main() -> None:
     parser.add_argument("--train-budgets", type=int, nargs="*", default=[20])
     parser.add_argument("--data", type=Path, default=Path("data/prepared"))
     parser.add_argument("--work", type=Path, default=Path("benchmarks/work/search_vs_random"))
-    parser.add_argument(
-        "--out", type=Path, default=Path("benchmarks/results/search_vs_random.json")
-    )
+    parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
     if 0 in args.seeds:
         # Keras Tuner replaces a seed of 0 by a random one (`seed or random.randint(...)`).

@@ -30,6 +30,7 @@ import statistics
 from pathlib import Path
 
 import numpy as np
+from search_vs_random import winner_models
 
 from digits import runtime
 from digits.data import load_split
@@ -53,22 +54,6 @@ def shifted(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
 def scores(predictions: Predictions) -> dict[str, float]:
     """Accuracy, ECE, NLL (nats) and Brier score, as evaluate computes them."""
     return {"accuracy": float(1 - predictions.wrong.mean()), **probability_scores(predictions)}
-
-
-def winner_models() -> list[Path]:
-    """The best checkpoint of each distinct winner trained by `search_vs_random.py`, found from
-    its committed result file and today's params (so stale run folders are never picked up)."""
-    from search_vs_random import winner_training
-
-    from digits.params import load_params
-    from digits.training import BEST
-
-    params = load_params()
-    splits = {name: load_split(Path("data/prepared") / f"{name}.npz") for name in ("train", "val")}
-    searches = json.loads(Path("benchmarks/results/search_vs_random.json").read_text())["searches"]
-    winners = {json.dumps(w, sort_keys=True) for s in searches for w in s["winners"].values()}
-    work = Path("benchmarks/work/search_vs_random")
-    return sorted(winner_training(params, json.loads(w), splits, work)[1] / BEST for w in winners)
 
 
 def main() -> None:

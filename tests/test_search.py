@@ -268,6 +268,13 @@ def test_declare_space_gives_a_searched_boolean_as_a_boolean() -> None:
 
 def test_as_declared_undoes_only_the_boolean_cast() -> None:
     declared = as_declared({"batch_norm": 0, "dropout": 0, "dense_units": 7.5, "width": 3})
-    assert declared == {"batch_norm": False, "dropout": 0.0, "dense_units": 7.5, "width": 3}
-    assert type(declared["dropout"]) is float
+    assert declared == {"batch_norm": False, "dropout": 0, "dense_units": 7.5, "width": 3}
+    assert type(declared["batch_norm"]) is bool and type(declared["dropout"]) is int
     assert as_declared({"batch_norm": 2}) == {"batch_norm": 2}, "left for from_dict to reject"
+
+
+def test_declare_space_gives_float_dimensions_as_floats() -> None:
+    hp = kt.HyperParameters()
+    hp.Fixed("dropout", 0)  # a whole number, as a hand-built trial may hold it
+    values = declare_space(hp, PARAMS.space)
+    assert type(values.dropout) is float and values.dropout == 0.0

@@ -44,7 +44,8 @@ KEPT_SEARCHES = 3
 
 def declare_space(hp: kt.HyperParameters, space: SearchSpace) -> Hyperparameters:
     """Declare every dimension of `space` on `hp` and return the values drawn for this trial."""
-    return Hyperparameters(**as_declared({dim.name: _declare(hp, dim) for dim in space.dimensions}))
+    drawn = {dim.name: _declare(hp, dim) for dim in space.dimensions}
+    return Hyperparameters.from_dict(as_declared(drawn), "tuner.space")
 
 
 def as_declared(values: dict[str, Any]) -> dict[str, Any]:
@@ -53,17 +54,14 @@ def as_declared(values: dict[str, Any]) -> dict[str, Any]:
     Keras Tuner's `Choice` casts boolean values to int (it tests `isinstance(values[0], int)`,
     which True passes), so a searched `batch_norm` comes back as 0 or 1 in every mode, and the
     trial files and distributed workers hold it that way too (keras-tuner 1.4.8). Only that
-    cast is undone, and a whole number of a float dimension widened; any other value, and any
-    unknown name, is left as it is for `Hyperparameters.from_dict` to reject by name.
+    cast is undone; any other value, and any unknown name, is left as it is for
+    `Hyperparameters.from_dict` to convert or reject by name.
     """
-    kinds = {dimension.name: dimension.kind for dimension in Hyperparameters.dimensions()}
+    booleans = {dim.name for dim in Hyperparameters.dimensions() if dim.kind is bool}
 
     def declared(name: str, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return value
-        if kinds.get(name) is bool and value in (0, 1):
-            return bool(value)
-        return float(value) if kinds.get(name) is float else value
+        is_cast = name in booleans and type(value) is int and value in (0, 1)
+        return bool(value) if is_cast else value
 
     return {name: declared(name, value) for name, value in values.items()}
 

@@ -10,8 +10,8 @@ and that clone's own `src/` first on PYTHONPATH. The machine is shared and its s
 
 With `--head-here` the head run is `dvc repro` in this checkout instead, so the timed run is the
 one whose `dvc.lock`, `metrics/` and `plots/` get committed: `dvc.lock` removed, DVC's run cache
-bypassed and the search state (`models/tuner`) moved aside so tune runs every trial, both put
-back if the run fails.
+bypassed and the search state (`models/tuner`) moved aside so tune runs every trial; both are
+kept in `benchmarks/work/pipeline_time/` and put back if the run fails.
 """
 
 from __future__ import annotations
@@ -29,6 +29,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _environment(src: Path) -> dict[str, str]:
+    """This process's environment with its virtual environment first on PATH and `src` on
+    PYTHONPATH, so both runs use the same `dvc` and `python` and their own package code."""
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(src),
+    }
+
+
 def time_pipeline(revision: str) -> dict:
     """Seconds of `dvc repro` (all stages) in a fresh clone at `revision`, and its test metrics."""
     with tempfile.TemporaryDirectory(prefix="pipeline-time-") as folder:
@@ -36,13 +46,8 @@ def time_pipeline(revision: str) -> dict:
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
         subprocess.run(["git", "checkout", "-q", revision], cwd=clone, check=True)
         (clone / "dvc.lock").unlink(missing_ok=True)
-        env = {
-            **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONPATH": str(clone / "src"),
-        }
         start = time.perf_counter()
-        subprocess.run(["dvc", "repro"], cwd=clone, env=env, check=True)
+        subprocess.run(["dvc", "repro"], cwd=clone, env=_environment(clone / "src"), check=True)
         seconds = time.perf_counter() - start
         evaluate = json.loads((clone / "metrics" / "evaluate.json").read_text())
     return {
@@ -52,28 +57,49 @@ def time_pipeline(revision: str) -> dict:
     }
 
 
+def _checkout_revision() -> str:
+    """HEAD's short hash, marked `+uncommitted` when tracked files differ from it."""
+
+    def git(*command: str) -> str:
+        return subprocess.run(
+            ["git", *command], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "--short", "HEAD") + ("+uncommitted" if dirty else "")
+
+
 def time_pipeline_here() -> dict:
     """Seconds of `dvc repro` (all stages, as in a fresh clone) in this checkout, and its test
-    metrics; the checkout's `dvc.lock` and search state are restored if it fails."""
+    metrics. The previous `dvc.lock` and search state are moved to
+    `benchmarks/work/pipeline_time/<time>/` first (kept there; put back if the run fails, when
+    the outputs it already rewrote come back with `git checkout metrics plots && dvc checkout`).
+
+    Raises:
+        SystemExit: this checkout has no `dvc.lock` (run `dvc repro` once first).
+    """
     state, lock = REPO / "models" / "tuner", REPO / "dvc.lock"
-    revision = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="pipeline-time-") as folder:
-        kept_state, kept_lock = Path(folder) / "tuner", Path(folder) / "dvc.lock"
-        if state.exists():
-            shutil.move(state, kept_state)
-        shutil.move(lock, kept_lock)
-        try:
-            start = time.perf_counter()
-            subprocess.run(["dvc", "repro", "--no-run-cache"], cwd=REPO, check=True)
-            seconds = time.perf_counter() - start
-        except BaseException:
-            shutil.rmtree(state, ignore_errors=True)
-            if kept_state.exists():
-                shutil.move(kept_state, state)
-            shutil.move(kept_lock, lock)
-            raise
+    if not lock.is_file():
+        raise SystemExit(f"pipeline_time: {lock} not found: run `dvc repro` once first")
+    revision = _checkout_revision()
+    kept = REPO / "benchmarks" / "work" / "pipeline_time" / time.strftime("%Y%m%d-%H%M%S")
+    kept.mkdir(parents=True)
+    shutil.move(lock, kept / "dvc.lock")
+    if state.exists():
+        shutil.move(state, kept / "tuner")
+    print(f"pipeline_time: the previous dvc.lock and search state are kept in {kept}", flush=True)
+    try:
+        start = time.perf_counter()
+        subprocess.run(
+            ["dvc", "repro", "--no-run-cache"], cwd=REPO, env=_environment(REPO / "src"), check=True
+        )
+        seconds = time.perf_counter() - start
+    except BaseException:
+        shutil.rmtree(state, ignore_errors=True)
+        if (kept / "tuner").exists():
+            shutil.move(kept / "tuner", state)
+        shutil.move(kept / "dvc.lock", lock)
+        raise
     evaluate = json.loads((REPO / "metrics" / "evaluate.json").read_text())
     return {
         "revision": f"{revision} (this checkout)",
@@ -85,8 +111,9 @@ def time_pipeline_here() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True)
-    parser.add_argument("--head", default="HEAD")
-    parser.add_argument("--head-here", action="store_true", help="time the head in this checkout")
+    head = parser.add_mutually_exclusive_group()
+    head.add_argument("--head", default="HEAD")
+    head.add_argument("--head-here", action="store_true", help="time the head in this checkout")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pipeline_time.json"))
     args = parser.parse_args()
     from digits.runtime import environment

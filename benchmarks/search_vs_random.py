@@ -85,10 +85,11 @@ def winner_models() -> list[Path]:
     winners = {json.dumps(w, sort_keys=True) for s in searches for w in s["winners"].values()}
     work = Path("benchmarks/work/search_vs_random")
     models = sorted(winner_training(params, json.loads(w), splits, work)[1] / BEST for w in winners)
-    missing = [str(model) for model in models if not model.exists()]
-    if missing:
+    missing = [str(model) for model in models if not model.is_file()]
+    if not models or missing:
+        named = ", ".join(missing) or f"{RESULT} lists none"
         raise SystemExit(
-            f"no trained winner for today's params: {', '.join(missing)}; "
+            f"no trained winner for today's params: {named}; "
             f"run `python benchmarks/search_vs_random.py --out {RESULT}` to train them"
         )
     return models

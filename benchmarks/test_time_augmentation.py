@@ -64,11 +64,8 @@ def main() -> None:
     args = parser.parse_args()
     models = args.models or winner_models()
     missing = [str(path) for path in models if not path.is_file()]
-    if not models or missing:
-        raise SystemExit(
-            f"test_time_augmentation: models not found: {missing or 'none given'}: "
-            "run benchmarks/search_vs_random.py or pass --models"
-        )
+    if missing:
+        raise SystemExit(f"test_time_augmentation: --models: not found: {', '.join(missing)}")
     val = load_split(args.val)
     results = []
     for path in models:

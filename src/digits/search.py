@@ -45,7 +45,7 @@ KEPT_SEARCHES = 3
 def declare_space(hp: kt.HyperParameters, space: SearchSpace) -> Hyperparameters:
     """Declare every dimension of `space` on `hp` and return the values drawn for this trial."""
     drawn = {dim.name: _declare(hp, dim) for dim in space.dimensions}
-    return Hyperparameters.from_dict(as_declared(drawn), "tuner.space")
+    return Hyperparameters.from_dict(as_declared(drawn), "the values Keras Tuner drew for a trial")
 
 
 def as_declared(values: dict[str, Any]) -> dict[str, Any]:
@@ -183,6 +183,8 @@ class Search:
         records, best = [], -float("inf")
         for trial in read_trials(self.project)[: self.planned_trials]:
             best = max(best, trial.score)
+            values = as_declared(trial.hyperparameters.values)
+            point = Hyperparameters.from_dict(values, f"{self.project}, trial {trial.trial_id}")
             records.append(
                 TrialRecord(
                     trial=int(trial.trial_id) + 1,
@@ -190,7 +192,7 @@ class Search:
                     best_so_far=float(best),
                     epochs=int(trial.metrics.get_last_value("epochs")),
                     seconds=round(float(trial.metrics.get_last_value("seconds")), 2),
-                    hyperparameters=as_declared(trial.hyperparameters.values),
+                    hyperparameters=dataclasses.asdict(point),
                 )
             )
         return records

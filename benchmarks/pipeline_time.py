@@ -49,7 +49,12 @@ def time_pipeline(revision: str) -> dict:
         start = time.perf_counter()
         subprocess.run(["dvc", "repro"], cwd=clone, env=_environment(clone / "src"), check=True)
         seconds = time.perf_counter() - start
-        evaluate = json.loads((clone / "metrics" / "evaluate.json").read_text())
+        return _result(revision, seconds, clone)
+
+
+def _result(revision: str, seconds: float, root: Path) -> dict:
+    """What one timed run records: the revision, its wall seconds and `root`'s test accuracy."""
+    evaluate = json.loads((root / "metrics" / "evaluate.json").read_text())
     return {
         "revision": revision,
         "wall_seconds": round(seconds, 1),
@@ -100,12 +105,7 @@ def time_pipeline_here() -> dict:
             shutil.move(kept / "tuner", state)
         shutil.move(kept / "dvc.lock", lock)
         raise
-    evaluate = json.loads((REPO / "metrics" / "evaluate.json").read_text())
-    return {
-        "revision": f"{revision} (this checkout)",
-        "wall_seconds": round(seconds, 1),
-        "test_accuracy": evaluate["accuracy"],
-    }
+    return _result(f"{revision} (this checkout)", seconds, REPO)
 
 
 def main() -> None:

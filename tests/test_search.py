@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import keras_tuner as kt
@@ -194,6 +195,25 @@ def test_a_search_killed_mid_trial_reruns_that_trial_and_loses_nothing(
         dataclasses.replace(r, seconds=s.seconds)
         for r, s in zip(whole.completed(), resumed.completed(), strict=True)
     ]
+
+
+def test_a_damaged_trial_says_to_start_the_search_over(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    """Resuming would read the same damaged trial again, so `dvc repro tune` alone cannot fix
+    it: the message names the folder to delete."""
+    done = search(PARAMS, tiny_splits, tmp_path, [])
+    saved = done.project / "trial_0" / "trial.json"
+    trial = json.loads(saved.read_text())
+    trial["hyperparameters"]["values"]["base_filters"] = 9999
+    saved.write_text(json.dumps(trial))
+    with pytest.raises(DigitsError) as raised:
+        done.completed()
+    assert str(raised.value) == (
+        f"{done.project}, trial 0: base_filters: expected int in [4, 256], got 9999. The search "
+        f"state is damaged: delete {done.project} and rerun `dvc repro tune` to run this search "
+        "again"
+    )
 
 
 @pytest.mark.slow

@@ -17,6 +17,8 @@ from typing import Any
 
 from digits.errors import DigitsError
 
+RERUN_TUNE = "Rerun the tune stage: `dvc repro tune`"
+
 
 def _dimension(lowest: float, highest: float) -> Any:
     return field(metadata={"range": (lowest, highest)})
@@ -61,22 +63,25 @@ class Hyperparameters:
         ]
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "hyperparameters") -> Hyperparameters:
+    def from_dict(
+        cls, values: dict[str, Any], source: str = "hyperparameters", remedy: str = RERUN_TUNE
+    ) -> Hyperparameters:
         """The point `values` names, each float dimension's value a float (so 0 and 0.0 give
         the same model config and run key). Raises `DigitsError` naming missing or unknown keys,
-        or a value of the wrong type or outside its dimension's range."""
+        or a value of the wrong type or outside its dimension's range, then `remedy`: how to
+        fix where `values` came from."""
         names = {item.name for item in dataclasses.fields(cls)}
         if not isinstance(values, dict):
             raise DigitsError(
-                f"{source}: expected a mapping of {sorted(names)}, got {type(values).__name__}. "
-                "Rerun the tune stage: `dvc repro tune`"
+                f"{source}: expected a mapping of {sorted(names)}, "
+                f"got {type(values).__name__}. {remedy}"
             )
         if set(values) != names:
             missing = sorted(names - set(values))
             unknown = sorted(set(values) - names)
             raise DigitsError(
-                f"{source}: expected keys {sorted(names)}; missing {missing}, unknown {unknown}. "
-                "Rerun the tune stage: `dvc repro tune`"
+                f"{source}: expected keys {sorted(names)}; "
+                f"missing {missing}, unknown {unknown}. {remedy}"
             )
         checked = {}
         for dimension in cls.dimensions():
@@ -90,8 +95,7 @@ class Hyperparameters:
                 kind = dimension.kind.__name__
                 allowed = "true or false" if dimension.kind is bool else f"{kind} in {bounds}"
                 raise DigitsError(
-                    f"{source}: {dimension.name}: expected {allowed}, got {value!r}. "
-                    "Rerun the tune stage: `dvc repro tune`"
+                    f"{source}: {dimension.name}: expected {allowed}, got {value!r}. {remedy}"
                 )
             checked[dimension.name] = float(value) if dimension.kind is float else value
         return cls(**checked)

@@ -45,7 +45,11 @@ KEPT_SEARCHES = 3
 def declare_space(hp: kt.HyperParameters, space: SearchSpace) -> Hyperparameters:
     """Declare every dimension of `space` on `hp` and return the values drawn for this trial."""
     drawn = {dim.name: _declare(hp, dim) for dim in space.dimensions}
-    return Hyperparameters.from_dict(as_declared(drawn), "the values Keras Tuner drew for a trial")
+    return Hyperparameters.from_dict(
+        as_declared(drawn),
+        "the values Keras Tuner drew for a trial",
+        "Check `tuner.space` in params.yaml",
+    )
 
 
 def as_declared(values: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +188,12 @@ class Search:
         for trial in read_trials(self.project)[: self.planned_trials]:
             best = max(best, trial.score)
             values = as_declared(trial.hyperparameters.values)
-            point = Hyperparameters.from_dict(values, f"{self.project}, trial {trial.trial_id}")
+            point = Hyperparameters.from_dict(
+                values,
+                f"{self.project}, trial {trial.trial_id}",
+                f"The search state is damaged: delete {self.project} and rerun "
+                "`dvc repro tune` to run this search again",
+            )
             records.append(
                 TrialRecord(
                     trial=int(trial.trial_id) + 1,

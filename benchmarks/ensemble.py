@@ -1,22 +1,29 @@
 """Benchmark: how far would averaging several trained models go? (issue #19's opt-in ensemble)
 
-Takes the six search winners that `benchmarks/search_vs_random.py` trained with the default
-recipe (the pipeline's model is one of them) and averages their softmax probabilities over every
-subset of 1 to 6 models (size 1: the single models, the baseline). It is an ensemble over
-hyperparameters of close relatives that share training seed 42 (so the same batches,
-augmentation and dropout draws): less diverse than a deep ensemble of independently seeded
-models (Lakshminarayanan, Pritzel and Blundell (2017), "Simple and Scalable Predictive
-Uncertainty Estimation using Deep Ensembles", NeurIPS), so it bounds these models, not
-ensembling in general. An ensemble of k costs k trainings and k forward passes: an opt-in idea,
-not a default, on #19's budget of 1.5x the pipeline's time.
+Averages the softmax probabilities of trained models over every subset of 1 to n of them (size
+1: the single models, the baseline). Two sets of models:
+
+- by default, the six search winners that `benchmarks/search_vs_random.py` trained with the
+  default recipe (the pipeline's model is one of them): an ensemble over hyperparameters of
+  close relatives that share training seed 42 (so the same batches, augmentation and dropout
+  draws);
+- with `--seed-spread RESULT.json`, the models a `benchmarks/seed_spread.py` result trained: one
+  recipe and architecture, one model per training seed, a deep ensemble (Lakshminarayanan,
+  Pritzel and Blundell (2017), "Simple and Scalable Predictive Uncertainty Estimation using
+  Deep Ensembles", NeurIPS).
+
+An ensemble of k costs k trainings and k forward passes: an opt-in idea, not a default, on #19's
+budget of 1.5x the pipeline's time.
 
 Reported per ensemble size: validation and test accuracy over all subsets (mean, sd, min, max),
 and the subset of that size with the best validation accuracy (how many subsets tie with it: one
 image is 0.02 points of validation accuracy) with its test accuracy, so the choice is made on
 validation and the test set only reports it. Needs `dvc repro tune` and the trainings of
-`search_vs_random.py`.
+`search_vs_random.py` or `seed_spread.py`.
 
     python benchmarks/ensemble.py --out benchmarks/results/ensemble.json
+    python benchmarks/ensemble.py --seed-spread benchmarks/results/seed_spread.json \
+        --out benchmarks/results/ensemble_seeds.json
 """
 
 from __future__ import annotations
@@ -33,13 +40,39 @@ from summary import spread
 from digits import runtime
 from digits.data import load_split
 from digits.model import load_model
+from digits.training import BEST
+
+
+def seed_models(result: Path) -> list[Path]:
+    """The best checkpoint (.keras) of each run a `seed_spread.py` result file lists.
+
+    Raises:
+        SystemExit: the file is unreadable, lists no runs, or a run's checkpoint is gone (the
+            runs live in the Git-ignored `benchmarks/work/`); rerun `seed_spread.py` with the
+            file's `--seeds` (and its `--set`, `--hyperparameter`) to train them again.
+    """
+    try:
+        runs = json.loads(result.read_text())["runs"]
+        models = [Path(run["run"]) / BEST for run in runs]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        message = f"--seed-spread {result}: not a seed_spread.py result ({error!r})"
+        raise SystemExit(message) from None
+    missing = [str(model) for model in models if not model.is_file()]
+    if not models or missing:
+        raise SystemExit(
+            f"--seed-spread {result}: no trained model at {', '.join(missing) or 'any run'}; "
+            f"rerun benchmarks/seed_spread.py with that file's seeds and recipe to train them"
+        )
+    return models
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed-spread", type=Path, metavar="RESULT.json",
+                        help="average the models of this seed_spread.py result")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    models = winner_models()
+    models = seed_models(args.seed_spread) if args.seed_spread else winner_models()
     splits = {name: load_split(Path("data/prepared") / f"{name}.npz") for name in ("val", "test")}
     probabilities = {name: [] for name in splits}
     for path in models:

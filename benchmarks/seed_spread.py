@@ -14,7 +14,8 @@ every correct answer; label smoothing is known to hurt it: Müller, Kornblith an
 A variant changes the recipe with `--set train.KEY=VALUE` (validated as params.yaml is) and the
 tuned architecture with `--hyperparameter NAME=VALUE`. `--validation-only` never loads the test
 split, for runs that decide a recipe. Every run is kept in `--work` (ignored by Git) under a key
-of what defines it, so a killed benchmark resumes and a repeated run is only scored again.
+of what defines it, so a killed benchmark resumes and a repeated run is only scored again; each
+run's folder is in the result file, for `benchmarks/ensemble.py --seed-spread`.
 
     python benchmarks/seed_spread.py --seeds 42 1 2 3 4 --out benchmarks/results/seed_spread.json
     python benchmarks/seed_spread.py --set train.label_smoothing=0 --seeds 42 1 \
@@ -64,6 +65,7 @@ def train_and_score(
     error_auroc = roc_auc_score(val_correct, val_probabilities.max(axis=1))
     figures = {
         "seed": recipe.seed,
+        "run": str(run),
         "best_val_accuracy": result.best_val_accuracy,
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
@@ -130,7 +132,9 @@ def main() -> None:
         params = parse_params(with_overrides(raw, assignments(args.set, "--set")))
         tuned = dataclasses.asdict(Hyperparameters.load(HYPERPARAMETERS))
         changed = assignments(args.hyperparameter, "--hyperparameter")
-        hp = Hyperparameters.from_dict({**tuned, **changed}, "--hyperparameter")
+        hp = Hyperparameters.from_dict(
+            {**tuned, **changed}, "--hyperparameter", remedy="Fix the --hyperparameter values."
+        )
     except DigitsError as error:
         raise SystemExit(str(error)) from None
     threads, test = params.runtime.threads, not args.validation_only

@@ -22,7 +22,7 @@ validation and the test set only reports it. Needs `dvc repro tune` and the trai
 `search_vs_random.py` or `seed_spread.py`.
 
     python benchmarks/ensemble.py --out benchmarks/results/ensemble.json
-    python benchmarks/ensemble.py --seed-spread benchmarks/results/seed_spread.json \
+    python benchmarks/ensemble.py --seed-spread benchmarks/results/seed_spread_xeon.json \
         --out benchmarks/results/ensemble_seeds.json
 """
 
@@ -34,7 +34,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from search_vs_random import winner_models
+from search_vs_random import RESULT, winner_models
 from summary import spread
 
 from digits import runtime
@@ -47,21 +47,33 @@ def seed_models(result: Path) -> list[Path]:
     """The best checkpoint (.keras) of each run a `seed_spread.py` result file lists.
 
     Raises:
-        SystemExit: the file is unreadable, lists no runs, or a run's checkpoint is gone (the
-            runs live in the Git-ignored `benchmarks/work/`); rerun `seed_spread.py` with the
-            file's `--seeds` (and its `--set`, `--hyperparameter`) to train them again.
+        SystemExit: the file is unreadable, not a `seed_spread.py` result, has no run folders
+            (written before they were recorded), or a run's checkpoint is gone (the runs live in
+            the Git-ignored `benchmarks/work/`); the message says to rerun `seed_spread.py` with
+            the seeds, recipe and hyperparameters the file records.
     """
+    rerun = (
+        "rerun benchmarks/seed_spread.py with that file's seeds, and --set and --hyperparameter "
+        "for the recipe and hyperparameters it records, to train them (kept runs are only "
+        "scored again)"
+    )
     try:
         runs = json.loads(result.read_text())["runs"]
-        models = [Path(run["run"]) / BEST for run in runs]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        message = f"--seed-spread {result}: not a seed_spread.py result ({error!r})"
-        raise SystemExit(message) from None
+    except OSError as error:
+        raise SystemExit(f"--seed-spread {result}: cannot read it ({error.strerror})") from None
+    except (ValueError, KeyError, TypeError):
+        raise SystemExit(f"--seed-spread {result}: not a seed_spread.py result") from None
+    if not all(isinstance(run, dict) and "run" in run for run in runs):
+        raise SystemExit(
+            f"--seed-spread {result}: written before seed_spread.py recorded its run folders; "
+            + rerun
+        )
+    models = [Path(run["run"]) / BEST for run in runs]
     missing = [str(model) for model in models if not model.is_file()]
     if not models or missing:
         raise SystemExit(
             f"--seed-spread {result}: no trained model at {', '.join(missing) or 'any run'}; "
-            f"rerun benchmarks/seed_spread.py with that file's seeds and recipe to train them"
+            + rerun
         )
     return models
 
@@ -102,6 +114,7 @@ def main() -> None:
         print(f"ensemble: subsets of {size}: test mean {np.mean(test):.4f}, best-on-val subset "
               f"val {val[chosen]:.4f} test {test[chosen]:.4f}", flush=True)  # fmt: skip
     result = {
+        "models_from": str(args.seed_spread or RESULT),
         "images": {name: len(split.labels) for name, split in splits.items()},
         "models": [
             {"path": str(path), **{f"{name}_accuracy": accuracy(name, (k,)) for name in splits}}

@@ -36,6 +36,7 @@ from summary import spread
 
 from digits import runtime
 from digits.data import Split, load_split
+from digits.errors import DigitsError
 from digits.hyperparameters import Hyperparameters
 from digits.params import Params, load_params
 from digits.plots import save_figure
@@ -76,13 +77,20 @@ def winner_models() -> list[Path]:
     its committed result file and today's params, so a stale run folder is never picked up.
 
     Raises:
-        SystemExit: a winner has no trained checkpoint for today's params (a changed `train`
-            recipe changes every run key); rerun this benchmark to train them.
+        SystemExit: a winner in the result file is not a point of today's space, or has no
+            trained checkpoint for today's params (a changed `train` recipe changes every run
+            key); rerun this benchmark to train them.
     """
     params = load_params()
     splits = {name: load_split(Path("data/prepared") / f"{name}.npz") for name in ("train", "val")}
     searches = json.loads(RESULT.read_text())["searches"]
     winners = {json.dumps(w, sort_keys=True) for s in searches for w in s["winners"].values()}
+    rerun = f"Rerun `python benchmarks/search_vs_random.py --out {RESULT}`"
+    try:
+        for winner in winners:
+            Hyperparameters.from_dict(json.loads(winner), f"{RESULT}, a winner", remedy=rerun)
+    except DigitsError as error:
+        raise SystemExit(str(error)) from None
     work = Path("benchmarks/work/search_vs_random")
     models = sorted(winner_training(params, json.loads(w), splits, work)[1] / BEST for w in winners)
     missing = [str(model) for model in models if not model.is_file()]

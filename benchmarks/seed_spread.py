@@ -133,7 +133,7 @@ def main() -> None:
         tuned = dataclasses.asdict(Hyperparameters.load(HYPERPARAMETERS))
         changed = assignments(args.hyperparameter, "--hyperparameter")
         hp = Hyperparameters.from_dict(
-            {**tuned, **changed}, "--hyperparameter", remedy="Fix the --hyperparameter values."
+            {**tuned, **changed}, "--hyperparameter", remedy="Fix the --hyperparameter values"
         )
     except DigitsError as error:
         raise SystemExit(str(error)) from None

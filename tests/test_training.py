@@ -28,8 +28,9 @@ PARAMS = TrainParams(
     early_stopping_patience=3, seed=7, augmentation=AUGMENT,
 )  # fmt: skip
 # A learning rate so high that training never settles, so validation loss stops improving within
-# a few epochs whatever the CPU's rounding (at 0.05 it fell for all 8 epochs on an Intel Xeon
-# and rose on an AMD EPYC). Patience 2: the epoch before stopping has a wait count to restore.
+# a few epochs on both CPUs tried (at 0.05 it fell for all 8 epochs on an Intel Xeon and rose on
+# an AMD EPYC; at 0.2 seeds 1-3 and 7 stopped at epochs 2-5 with patience 1 or 2 on the Xeon).
+# Patience 2: the epoch before stopping has a wait count to restore.
 STOPS_EARLY = dataclasses.replace(PARAMS, epochs=8, learning_rate=0.2, early_stopping_patience=2)
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from search_vs_random import RESULT, winner_models
+from seed_spread import rerun_command
 from summary import spread
 
 from digits import runtime
@@ -49,31 +50,27 @@ def seed_models(result: Path) -> list[Path]:
     Raises:
         SystemExit: the file is unreadable, not a `seed_spread.py` result, has no run folders
             (written before they were recorded), or a run's checkpoint is gone (the runs live in
-            the Git-ignored `benchmarks/work/`); the message says to rerun `seed_spread.py` with
-            the seeds, recipe and hyperparameters the file records.
+            the Git-ignored `benchmarks/work/`); the last two print the `seed_spread.py` command
+            that trains them again.
     """
-    rerun = (
-        "rerun benchmarks/seed_spread.py with that file's seeds, and --set and --hyperparameter "
-        "for the recipe and hyperparameters it records, to train them (kept runs are only "
-        "scored again)"
-    )
     try:
-        runs = json.loads(result.read_text())["runs"]
+        recorded = json.loads(result.read_text())
+        runs, rerun = recorded["runs"], rerun_command(recorded, result)
     except OSError as error:
         raise SystemExit(f"--seed-spread {result}: cannot read it ({error.strerror})") from None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise SystemExit(f"--seed-spread {result}: not a seed_spread.py result") from None
-    if not all(isinstance(run, dict) and "run" in run for run in runs):
+    if not runs or not all(isinstance(run, dict) and "run" in run for run in runs):
         raise SystemExit(
             f"--seed-spread {result}: written before seed_spread.py recorded its run folders; "
-            + rerun
+            f"train them again with\n  {rerun}"
         )
     models = [Path(run["run"]) / BEST for run in runs]
     missing = [str(model) for model in models if not model.is_file()]
-    if not models or missing:
+    if missing:
         raise SystemExit(
-            f"--seed-spread {result}: no trained model at {', '.join(missing) or 'any run'}; "
-            + rerun
+            f"--seed-spread {result}: no trained model at {', '.join(missing)}; "
+            f"train them again with\n  {rerun}"
         )
     return models
 

@@ -116,6 +116,20 @@ def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
     return raw
 
 
+def rerun_command(result: dict[str, Any], out: Path) -> str:
+    """The command that trains the runs of `result` (a file this script wrote) again: its seeds,
+    recipe and hyperparameters spelled out, so today's params.yaml and tuned point do not matter.
+    Kept runs are only scored again."""
+    flags = [f"--seeds {' '.join(str(seed) for seed in result['seeds'])}"]
+    recipe = {key: value for key, value in result["recipe"].items() if key != "seed"}
+    for key, value in recipe.items():
+        nested = isinstance(value, dict)
+        block = {f"{key}.{k}": v for k, v in value.items()} if nested else {key: value}
+        flags += [f"--set train.{name}={json.dumps(setting)}" for name, setting in block.items()]
+    flags += [f"--hyperparameter {k}={json.dumps(v)}" for k, v in result["hyperparameters"].items()]
+    return " ".join(["python benchmarks/seed_spread.py", *flags, f"--out {out}"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2, 3, 4])

@@ -160,6 +160,21 @@ def test_bad_files_get_one_error_each_and_the_rest_are_still_classified(
     assert output.out.startswith(f"{good}: ")
 
 
+def test_json_lists_a_failed_file_in_its_place_with_its_error(
+    model_path: Path, digits_on_disk: list, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    empty, good = tmp_path / "empty.png", digits_on_disk[0][0]
+    empty.write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_code:
+        cli.main(["predict", "--model", str(model_path), "--json", str(empty), str(good)])
+    assert exit_code.value.code == 1
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0] == {"path": str(empty), "frame": None, "error": f"{empty}: the file is empty"}
+    assert listed[1]["path"] == str(good)
+    assert listed[1]["digit"] in range(10)
+    assert len(listed) == 2
+
+
 def test_a_flat_image_is_refused() -> None:
     with pytest.raises(DigitsError, match="no digit found"):
         to_mnist_format(np.full((30, 30), 17.0))

@@ -19,28 +19,32 @@ TEST_SPLIT = Path("data/prepared/test.npz")  # the evaluate stage's --test
 
 def predict_command(args: argparse.Namespace) -> None:
     """Every readable image (each frame of a multi-frame file) is classified; each bad file or
-    frame gets its own error line (exit 1)."""
+    frame gets its own error line (exit 1). `--json` lists every file or frame in input order,
+    a failed one as `{"path", "frame", "error"}`, so a script sees what failed too."""
     import numpy as np
 
     from digits.model import load_model
     from digits.predict import load_frames, predict_images
 
-    images, sources, failed = [], [], 0
-    for path in args.images:
-        for source, result in load_frames(path):
-            if isinstance(result, DigitsError):
-                print(f"error: {result}", file=sys.stderr)
-                failed += 1
-            else:
-                images.append(result)
-                sources.append(source)
-    if images:
-        predictions = predict_images(load_model(args.model), np.stack(images), sources)
-        if args.json:
-            print(json.dumps([p.as_dict() for p in predictions], indent=2))
-        else:
-            for prediction in predictions:
-                print(prediction.line())
+    frames = [frame for path in args.images for frame in load_frames(path)]
+    failed = [result for _, result in frames if isinstance(result, DigitsError)]
+    for error in failed:
+        print(f"error: {error}", file=sys.stderr)
+    readable = [(source, image) for source, image in frames if not isinstance(image, DigitsError)]
+    predictions = []
+    if readable:
+        sources, images = zip(*readable, strict=True)
+        predictions = predict_images(load_model(args.model), np.stack(images), list(sources))
+    if args.json:
+        predicted = iter(predictions)
+        print(json.dumps([
+            {"path": source.path, "frame": source.frame, "error": str(result)}
+            if isinstance(result, DigitsError) else next(predicted).as_dict()
+            for source, result in frames
+        ], indent=2))  # fmt: skip
+    else:
+        for prediction in predictions:
+            print(prediction.line())
     if failed:
         sys.exit(1)
 

@@ -9,9 +9,10 @@
   for a worker that died mid-trial, so a dead worker, or no finished trial for
   `tuner.trial_timeout_minutes`, stops everything with one error and keeps the search state.
 
-Every child process asks Linux to end it when the stage's process dies (`die_with_parent`): a
+Every child process asks Linux to kill it when the stage's process dies (`die_with_parent`): a
 stage killed with SIGKILL (or out of memory) would otherwise leave a chunk, chief or worker
-running on and writing the search state that the rerun resumes from.
+running on and writing the search state that the rerun resumes from. The stage's own cleanup
+(Ctrl-C, `kill`) still ends its children with SIGTERM first.
 """
 
 from __future__ import annotations
@@ -40,15 +41,19 @@ PR_SET_PDEATHSIG = 1  # prctl(2) option, from <linux/prctl.h>
 
 
 def die_with_parent(parent: int) -> None:
-    """In a child process of `parent` (a pid): have Linux send this process SIGTERM when its
-    parent dies (prctl(2) PR_SET_PDEATHSIG; kept across exec). A no-op on other systems."""
+    """In a child process of `parent` (a pid): have Linux kill this process when its parent
+    dies (prctl(2) PR_SET_PDEATHSIG; kept across exec). A no-op on other systems.
+
+    SIGKILL, not SIGTERM: a worker whose chief died with the stage waits in a gRPC call to it
+    that never returns to Python, so the stage's SIGTERM handler would never run (seen on an
+    Intel Xeon: the worker outlived the killed stage by minutes)."""
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != parent:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def resume_hint(search: Search) -> str:

@@ -61,10 +61,9 @@ def search(
 
 
 def winner_training(
-    params: Params, hyperparameters: dict[str, Any], splits: dict[str, Split], work: Path
+    params: Params, hp: Hyperparameters, splits: dict[str, Split], work: Path
 ) -> tuple[Any, Path]:
     """The compiled model of a winner and the run folder its training is kept in."""
-    hp = Hyperparameters.from_dict(hyperparameters)
     threads = params.runtime.threads
     runtime.configure(params.train.seed, threads)
     model = compile_for_training(hp, params.train, splits["train"])
@@ -87,12 +86,14 @@ def winner_models() -> list[Path]:
     winners = {json.dumps(w, sort_keys=True) for s in searches for w in s["winners"].values()}
     rerun = f"Rerun `python benchmarks/search_vs_random.py --out {RESULT}`"
     try:
-        for winner in winners:
-            Hyperparameters.from_dict(json.loads(winner), f"{RESULT}, a winner", remedy=rerun)
+        points = [
+            Hyperparameters.from_dict(json.loads(w), f"{RESULT}, a winner", remedy=rerun)
+            for w in winners
+        ]
     except DigitsError as error:
         raise SystemExit(str(error)) from None
     work = Path("benchmarks/work/search_vs_random")
-    models = sorted(winner_training(params, json.loads(w), splits, work)[1] / BEST for w in winners)
+    models = sorted(winner_training(params, point, splits, work)[1] / BEST for point in points)
     missing = [str(model) for model in models if not model.is_file()]
     if not models or missing:
         named = ", ".join(missing) or f"{RESULT} lists none"
@@ -107,7 +108,7 @@ def test_accuracy(
     params: Params, hyperparameters: dict[str, Any], splits: dict[str, Split], work: Path
 ) -> dict[str, float]:
     """Train `hyperparameters` with the default recipe (resuming a killed run); test accuracy."""
-    model, run = winner_training(params, hyperparameters, splits, work)
+    model, run = winner_training(params, Hyperparameters.from_dict(hyperparameters), splits, work)
     result = train_model(model, params.train, splits["train"], splits["val"], run)
     test = splits["test"]
     predicted = best_model(run).predict(test.images, batch_size=1000, verbose=0).argmax(axis=1)

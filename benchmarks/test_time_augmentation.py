@@ -11,7 +11,7 @@ Networks Applied to Visual Document Analysis", ICDAR, train on them):
 For each model: validation accuracy, ECE, NLL and Brier score without and with each TTA, and
 McNemar's exact test of each TTA against the plain prediction on the same images (the review
 command's `compare_predictions`). The test split is never read: this benchmark exists to decide
-whether TTA becomes part of the recipe (issue #19).
+whether TTA becomes part of the recipe.
 
     python benchmarks/test_time_augmentation.py --out benchmarks/results/test_time_augmentation.json
     python benchmarks/test_time_augmentation.py --models a.keras b.keras --out other.json

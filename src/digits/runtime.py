@@ -19,9 +19,10 @@ VECTOR_EXTENSIONS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
 def configure(seed: int, threads: int) -> dict[str, Any]:
     """Make runs repeatable: same seed, params, thread count and CPU give the same weights.
 
-    Returns the settings and the environment, so stages record them beside their metrics: the
-    same params gave 99.61% on one CPU and 99.65% on another. Raises RuntimeError (from
-    TensorFlow) when TensorFlow has already started with other thread counts.
+    Returns the settings and the environment, so stages record them beside their metrics: other
+    CPUs run other kernels (`VECTOR_EXTENSIONS`) and give other last digits for the same params.
+    Raises RuntimeError (from TensorFlow) when TensorFlow has already started with other thread
+    counts.
     """
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)

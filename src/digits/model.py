@@ -7,7 +7,10 @@ arrays and no preprocessing can drift between them.
 
 from __future__ import annotations
 
+import json
 import math
+import textwrap
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -181,17 +184,81 @@ def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer, los
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
-def load_model(path: Path | str) -> keras.Model:
-    """Load a trained model; raises `DigitsError` saying how to get it back when it is missing
-    or unreadable (`dvc checkout` restores the last committed one from the DVC cache)."""
+def load_model(path: Path | str, fix: str | None = None) -> keras.Model:
+    """The Keras model saved at `path` (a `.keras` file), loaded in Keras' safe mode.
+
+    `fix` says how to get a good copy back (default: copy a good model there again). Raises
+    DigitsError, in one line naming the file, when it is missing; damaged (not a zip archive, as
+    a truncated or overwritten `.keras` file is); saved by another Keras version that this one
+    cannot read (both versions named); holds a `Lambda` layer, whose Python code safe mode
+    does not load; or fails to load for another reason (Keras' reason, shortened).
+    """
     path = Path(path)
-    restore = (
-        f"restore the last committed model with `dvc checkout {path}` (or `dvc pull {path}` "
-        "from the team's remote), or train one with `dvc repro train`"
-    )
+    fix = fix or f"copy a good model to {path} again"
     if not path.is_file():
-        raise DigitsError(f"{path} not found: {restore}")
+        raise DigitsError(f"{path} not found: {fix}")
+    if not zipfile.is_zipfile(path):
+        raise DigitsError(
+            f"{path} is damaged: not a valid .keras file (a .keras model is a zip archive; this "
+            f"one is truncated or overwritten): {fix}"
+        )
     try:
         return keras.models.load_model(path)
     except Exception as error:
-        raise DigitsError(f"{path} is not a readable Keras model ({error}): {restore}") from None
+        raise _unloadable(path, error, fix) from None
+
+
+def _unloadable(path: Path, error: Exception, fix: str) -> DigitsError:
+    """Why a `.keras` zip archive did not load, as one short line (see `load_model`)."""
+    saved = _saved_keras_version(path)
+    if saved is not None and saved != keras.__version__:
+        return DigitsError(
+            f"{path} was saved by Keras {saved} and this is Keras {keras.__version__}, which "
+            f"cannot read it: install that version (pip install keras=={saved}) or save the "
+            "model again with this one"
+        )
+    lambdas = _lambda_layers(path)
+    if lambdas:
+        return DigitsError(
+            f"{path} holds Lambda layers ({', '.join(lambdas)}), whose Python code is not loaded "
+            "from a file: it could run anything (Keras safe mode); rebuild the model without "
+            "Lambda layers and save it again"
+        )
+    # Keras nests each failing object's whole config in the message: keep the innermost cause.
+    detail = str(error).split("Exception encountered:")[-1].strip().splitlines()
+    reason = textwrap.shorten(detail[0] if detail else type(error).__name__, 200)
+    return DigitsError(f"{path} is not a readable Keras model ({reason}): {fix}")
+
+
+def _archive_json(path: Path, name: str) -> Any:
+    """The JSON file `name` inside the `.keras` zip archive at `path`, or None if unreadable."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(name))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def _saved_keras_version(path: Path) -> str | None:
+    """The Keras version recorded in the archive's metadata.json, if any."""
+    metadata = _archive_json(path, "metadata.json")
+    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    return str(version) if version else None
+
+
+def _lambda_layers(path: Path) -> list[str]:
+    """Names of the `Lambda` layers anywhere in the archive's config.json."""
+    found: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                found.append(str((node.get("config") or {}).get("name", "unnamed")))
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(_archive_json(path, "config.json"))
+    return found

@@ -13,14 +13,18 @@ specks dropped.
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 from scipy import ndimage
 
 from digits.errors import DigitsError
+from digits.files import atomic_write_bytes
 
 MAX_PIXELS = 40_000_000
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -44,18 +48,27 @@ MIN_DIGIT_PIXELS = 10  # ink whose strokes span fewer pixels than this (either w
 UNIFORM_COLOUR = 12.0  # grey levels: visible colour this even means the shape is in the alpha
 LOW_CONFIDENCE = 0.6  # a top probability below this is reported as "may not be a digit"
 FULL_SCALES = (1.0, 255.0, 65_535.0)  # white for 32-bit integer and float pixels, see _scaled
+STDIN = "-"  # the input name that reads one image from standard input
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # scheme://, as in https://...
+# Major brands of the ISO base media file's `ftyp` box that mark a HEIF image (ISO/IEC 23008-12):
+# HEVC-coded stills and sequences (the iPhone's HEIC) and the generic image brands.
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1"}
+HEIF_SUFFIXES = {".heic", ".heif", ".hif"}
+LISTED_SKIPS = 10  # a note on skipped files names at most this many
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where a classified image came from: a file, and its frame (1-based) in a multi-frame file."""
+    """Where a classified image came from: a file (or `-`, standard input), and its frame
+    (1-based) in a multi-frame file."""
 
     path: str
     frame: int | None = None  # None for a file with one frame
 
     @property
     def name(self) -> str:
-        return self.path if self.frame is None else f"{self.path}[frame {self.frame}]"
+        path = "<stdin>" if self.path == STDIN else self.path
+        return path if self.frame is None else f"{path}[frame {self.frame}]"
 
 
 @dataclass(frozen=True)
@@ -88,16 +101,93 @@ class Prediction:
         return f"{self.source.name}: {digit}; top 3: {others}{warning}"
 
 
-def load_frames(path: Path) -> list[tuple[Source, np.ndarray | DigitsError]]:
+Frames = list[tuple[Source, np.ndarray | DigitsError]]
+
+
+def read_inputs(names: Sequence[str], stdin: BinaryIO | None = None) -> tuple[Frames, list[str]]:
+    """Every frame of every input, in input order (see `load_frames`), and notes on what was left
+    out, one line each.
+
+    An input is an image file; a folder, whose image files (by suffix: those Pillow opens, and
+    HEIF) are read in name order while its other entries are left out and named in a note; or
+    `-`, one image read from `stdin` (its bytes). A URL, an empty or unreadable folder, and `-`
+    with nothing piped in get an error in their place.
+    """
+    frames: Frames = []
+    notes: list[str] = []
+    for name in names:
+        if name == STDIN:
+            frames += _stdin_frames(stdin)
+            stdin = None  # read once: a second `-` has nothing left
+        elif URL.match(name):
+            error = f"{name}: a URL, not a file: download it first (curl -o digit.png '{name}')"
+            frames.append((Source(name), DigitsError(error)))
+        elif Path(name).is_dir():
+            images, note = _folder(Path(name))
+            notes += [note] if note else []
+            frames += [frame for path in images for frame in load_frames(path)] or [
+                (Source(name), DigitsError(f"{name}: no image files in this folder"))
+            ]
+        else:
+            frames += load_frames(Path(name))
+    return frames, notes
+
+
+def _stdin_frames(stdin: BinaryIO | None) -> Frames:
+    """The frames of one image read from `stdin` (at most MAX_FILE_BYTES + 1 bytes)."""
+    fix = "pipe one image into it, e.g. `digits predict - < digit.png`"
+    if stdin is None:
+        return [(Source(STDIN), DigitsError(f"<stdin>: standard input is already read: {fix}"))]
+    if stdin.isatty():
+        return [(Source(STDIN), DigitsError(f"<stdin>: standard input is a terminal: {fix}"))]
+    data = stdin.read(MAX_FILE_BYTES + 1)
+    if not data:
+        return [(Source(STDIN), DigitsError(f"<stdin>: nothing came on standard input: {fix}"))]
+    return load_frames(STDIN, data)
+
+
+def _folder(folder: Path) -> tuple[list[Path], str | None]:
+    """The image files in `folder`, sorted by name, and a note naming what else is there.
+
+    An image file is one whose suffix Pillow opens (or a HEIF suffix, so that a HEIC photo
+    without pillow-heif gets its own error); hidden files are left out too. Raises DigitsError
+    when the folder cannot be listed.
+    """
+    extensions = {s for s, f in Image.registered_extensions().items() if f in Image.OPEN}
+    images, skipped = [], []
+    try:
+        entries = sorted(folder.iterdir(), key=lambda entry: entry.name)
+    except OSError as error:
+        raise DigitsError(f"{folder}: cannot list the folder ({error.strerror})") from None
+    for entry in entries:
+        suffix = entry.suffix.lower()
+        is_image = suffix in extensions or suffix in HEIF_SUFFIXES
+        if entry.is_file() and is_image and not entry.name.startswith("."):
+            images.append(entry)
+        else:
+            skipped.append(entry.name + ("/" if entry.is_dir() else ""))
+    if not skipped:
+        return images, None
+    listed = ", ".join(skipped[:LISTED_SKIPS])
+    more = f" and {len(skipped) - LISTED_SKIPS} more" if len(skipped) > LISTED_SKIPS else ""
+    count = f"{len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'}"
+    return images, f"{folder}: skipped {count} that are not image files: {listed}{more}"
+
+
+def load_frames(
+    path: Path | str, data: bytes | None = None
+) -> list[tuple[Source, np.ndarray | DigitsError]]:
     """Every frame of an image file in MNIST format, or the error that frame (or file) ran into.
 
-    Returns one `(source, result)` per frame, in file order; `result` is a 28x28 uint8 array (a
-    light digit on black, as in MNIST) or a `DigitsError` naming the problem: no such file, an
-    empty, too large or undecodable file, more than MAX_FRAMES frames (one entry for the file),
-    or a frame with no digit in it (one entry for that frame; the other frames are still read).
+    The image is the file at `path`, or `data` (its bytes; `path` then only names it, as `-`
+    names standard input). Returns one `(source, result)` per frame, in file order; `result` is
+    a 28x28 uint8 array (a light digit on black, as in MNIST) or a `DigitsError` naming the
+    problem: no such file, an empty, too large or undecodable file, a HEIF image without
+    pillow-heif, more than MAX_FRAMES frames (one entry for the file), or a frame with no digit
+    in it (one entry for that frame; the other frames are still read).
     """
     try:
-        with _open(path) as image:
+        with _open(path, data) as image:
             count = getattr(image, "n_frames", 1)
             if count > MAX_FRAMES:
                 raise DigitsError(
@@ -116,7 +206,7 @@ def load_frames(path: Path) -> list[tuple[Source, np.ndarray | DigitsError]]:
     except DigitsError as error:
         return [(Source(str(path)), error)]
     except _DECODE_ERRORS as error:
-        return [(Source(str(path)), _unreadable(str(path), error))]
+        return [(Source(str(path)), _unreadable(Source(str(path)).name, error))]
 
 
 _DECODE_ERRORS = (
@@ -136,25 +226,72 @@ def _unreadable(name: str, error: BaseException) -> DigitsError:
     return DigitsError(f"{name}: not a readable image ({detail}); save it as PNG or JPEG")
 
 
-def _open(path: Path) -> Image.Image:
-    """The opened image; raises DigitsError for a missing, empty or too large file."""
-    if not path.is_file():
-        raise DigitsError(f"{path}: no such file")
-    size = path.stat().st_size
+def _open(path: Path | str, data: bytes | None = None) -> Image.Image:
+    """The opened image of the file at `path`, or of `data` (its bytes) when given; raises
+    DigitsError for a missing, empty or too large file, or a HEIF image without pillow-heif."""
+    name = Source(str(path)).name
+    if data is None:
+        path = Path(path)
+        if not path.is_file():
+            raise DigitsError(f"{path}: no such file")
+        size = path.stat().st_size
+    else:
+        size = len(data)
     if size == 0:
-        raise DigitsError(f"{path}: the file is empty")
+        raise DigitsError(f"{name}: the file is empty")
     if size > MAX_FILE_BYTES:
-        raise DigitsError(f"{path}: {size:,} bytes is too large for a digit image (limit 50 MiB)")
+        amount = f"{size:,} bytes" if data is None else "more than 50 MiB"
+        raise DigitsError(f"{name}: {amount} is too large for a digit image (limit 50 MiB)")
     # From memory, not the path: Pillow 13 memory-maps raw TIFF strips by the size it reports,
     # which is already turned upright for EXIF orientations 5-8, so the pixels come out garbled.
-    image = Image.open(io.BytesIO(path.read_bytes()))
+    data = Path(path).read_bytes() if data is None else data
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        _read_heif(name)
+    image = Image.open(io.BytesIO(data))
     if image.width * image.height > MAX_PIXELS:
         image.close()
         raise DigitsError(
-            f"{path}: {image.width}x{image.height} pixels is too large "
+            f"{name}: {image.width}x{image.height} pixels is too large "
             f"(limit {MAX_PIXELS:,}); crop or shrink it first"
         )
     return image
+
+
+def _read_heif(name: str) -> None:
+    """Let Pillow open HEIF images (pillow-heif's opener, registered once); raises DigitsError
+    when the optional pillow-heif is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        raise DigitsError(
+            f"{name}: a HEIC/HEIF photo, which needs the optional pillow-heif: "
+            "pip install pillow-heif (or save the photo as JPEG or PNG)"
+        ) from None
+    pillow_heif.register_heif_opener()
+
+
+def save_crops(frames: Frames, folder: Path) -> list[Path]:
+    """Each readable frame as the model reads it (28x28 uint8, a light digit on black), as a PNG
+    in `folder` named after its input: `photo.jpg.png`, `scan.tif.frame2.png`, `stdin.png` (a
+    name already taken in this call gets `-2`, `-3`, ...). Returns the paths written.
+
+    Raises OSError when `folder` cannot be written; files already written stay.
+    """
+    written: list[Path] = []
+    for source, image in frames:
+        if isinstance(image, DigitsError):
+            continue
+        stem = "stdin" if source.path == STDIN else Path(source.path).name
+        stem += "" if source.frame is None else f".frame{source.frame}"
+        target, number = folder / f"{stem}.png", 1
+        while target in written:
+            number += 1
+            target = folder / f"{stem}-{number}.png"
+        buffer = io.BytesIO()
+        Image.fromarray(image, "L").save(buffer, "PNG")
+        atomic_write_bytes(target, buffer.getvalue())
+        written.append(target)
+    return written
 
 
 def frame_grayscale(image: Image.Image) -> np.ndarray:

@@ -1,0 +1,254 @@
+"""Benchmark: how a model holds up off MNIST, on MNIST-C's fifteen corruptions.
+
+MNIST-C (Mu and Gilmer (2019), "MNIST-C: A Robustness Benchmark for Computer Vision",
+arXiv:1906.02337) corrupts MNIST's test images fifteen ways (`corruptions.py` beside this file,
+each at the benchmark's severity). This script scores a model on each corrupted copy of the test
+split, and separately of the validation split, beside its clean accuracy: per corruption the
+accuracy, the errors and the image count, and the mean accuracy over the fifteen (MNIST-C's
+summary figure). The corruptions are drawn from `--seed`, so a rerun gives the same images.
+
+Default: the pipeline's calibrated model (models/model.keras; its md5 is recorded with whether
+dvc.lock lists the same), written to benchmarks/results/mnist_c.json with one picture of each
+corruption (benchmarks/results/mnist_c.png). Needs `dvc repro` first.
+
+    python benchmarks/mnist_c.py
+
+With `--arms NAME=RESULT.json ...` it scores, on the corrupted validation split only (the test
+split is never read), every run that `benchmarks/seed_spread.py` results trained (their best
+epochs), with each run's mean epoch time: the figures that decide whether a training-time change
+makes the model more robust (see `decide`). The first arm is the baseline.
+
+    python benchmarks/mnist_c.py \
+        --arms baseline=benchmarks/results/seed_spread_mnist_c_baseline.json \
+               candidate=benchmarks/results/seed_spread_mnist_c_candidate.json \
+        --out benchmarks/results/mnist_c_augmentation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from corruptions import CORRUPTIONS, corrupt
+from matplotlib.figure import Figure
+from ruamel.yaml import YAML
+from summary import spread
+
+from digits import runtime
+from digits.data import Split, load_split
+from digits.errors import DigitsError
+from digits.files import atomic_path, write_json
+from digits.model import load_model
+from digits.training import BEST, STATE
+
+MODEL = Path("models/model.keras")
+RESULTS = Path("benchmarks/results")
+# The decision's bars: a gain in mean corrupted validation accuracy of at least 2 points, clean
+# validation accuracy no lower than one seed standard deviation, epochs at most 1.1x as long.
+MIN_GAIN, MAX_TIME_RATIO = 0.02, 1.1
+
+
+def corrupted_sets(split: Split, seed: int) -> dict[str, np.ndarray]:
+    """The split's images as they are ("clean") and under each corruption, N x 28 x 28 uint8."""
+    sets = {"clean": split.images}
+    for name in CORRUPTIONS:
+        sets[name] = corrupt(split.images, name, seed)
+        print(f"mnist_c: {name}: {len(split)} images corrupted", flush=True)
+    return sets
+
+
+def scores(model: keras.Model, sets: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, Any]:
+    """Accuracy, errors and n on each set; the mean accuracy over the corrupted ones."""
+    figures = {}
+    for name, images in sets.items():
+        predicted = model.predict(images, batch_size=1000, verbose=0).argmax(axis=1)
+        errors = int((predicted != labels).sum())
+        figures[name] = {"accuracy": round(1 - errors / len(labels), 6), "errors": errors}
+        figures[name]["n"] = len(labels)
+    corrupted = [figures[name]["accuracy"] for name in CORRUPTIONS]
+    return {
+        "clean_accuracy": figures["clean"]["accuracy"],
+        "mean_corrupted_accuracy": round(statistics.mean(corrupted), 6),
+        "clean": figures["clean"],
+        "corruptions": {name: figures[name] for name in CORRUPTIONS},
+    }
+
+
+def model_record(path: Path) -> dict[str, Any]:
+    """The model file, its md5 and whether dvc.lock records the same md5 for it (None when
+    dvc.lock does not list the file)."""
+    md5 = hashlib.md5(path.read_bytes()).hexdigest()
+    lock = Path("dvc.lock")
+    stages = (
+        YAML(typ="safe", pure=True).load(lock.read_text()).get("stages", {})
+        if lock.is_file()
+        else {}
+    )
+    listed = {
+        out.get("md5")
+        for stage in stages.values()
+        for out in stage.get("outs", [])
+        if Path(out["path"]) == path
+    }
+    return {"path": str(path), "md5": md5, "matches_dvc_lock": (md5 in listed) if listed else None}
+
+
+def save_grid(split: Split, sets: dict[str, np.ndarray], index: int, target: Path) -> None:
+    """One PNG row: image `index` of `split` clean and under each corruption, titled by name."""
+    fig = Figure(figsize=(1.1 * len(sets), 1.6), layout="constrained")
+    axes = fig.subplots(1, len(sets))
+    for axis, (name, images) in zip(axes, sets.items(), strict=True):
+        axis.imshow(images[index], cmap="gray", vmin=0, vmax=255)
+        axis.set_title(name.replace("_", "\n"), fontsize=7)
+        axis.set_xticks([])
+        axis.set_yticks([])  # the frame shows where white corruption meets the white page
+    fig.suptitle(f"MNIST-C corruptions of one test digit (label {split.labels[index]})", size=8)
+    with atomic_path(target) as temporary:
+        fig.savefig(temporary, format="png", dpi=110)
+
+
+def benchmark_model(args: argparse.Namespace) -> dict[str, Any]:
+    """The default mode: one model on the corrupted test and validation splits."""
+    if not args.model.is_file():
+        raise SystemExit(f"mnist_c: {args.model} not found: run `dvc repro` (or pass --model)")
+    model = load_model(args.model)
+    result: dict[str, Any] = {"model": model_record(args.model), "seed": args.seed}
+    for split_name, path in (("test", args.test), ("validation", args.val)):
+        split = load_split(path)
+        sets = corrupted_sets(split, args.seed)
+        result[split_name] = {"split": str(path), **scores(model, sets, split.labels)}
+        if split_name == "test":
+            save_grid(split, sets, 0, args.png)
+        figures = result[split_name]
+        print(f"mnist_c: {split_name}: clean {figures['clean_accuracy']:.4f}, "
+              f"mean corrupted {figures['mean_corrupted_accuracy']:.4f}", flush=True)  # fmt: skip
+    result["environment"] = runtime.environment()
+    return result
+
+
+def arm_runs(name: str, result_file: Path) -> list[dict[str, Any]]:
+    """The runs a seed_spread.py result lists: seed, run folder, mean epoch seconds."""
+    try:
+        result = json.loads(result_file.read_text())
+        runs = [(run["seed"], Path(run["run"])) for run in result["runs"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(
+            f"mnist_c: --arms {name}={result_file}: not a seed_spread.py result with run "
+            f"folders ({error}); write it with "
+            f"benchmarks/seed_spread.py --validation-only --out {result_file}"
+        ) from None
+    listed = []
+    for seed, run in runs:
+        try:
+            epochs = json.loads((run / STATE).read_text())["epoch_seconds"]
+        except (OSError, ValueError, KeyError) as error:
+            raise SystemExit(
+                f"mnist_c: {run}: no finished training state ({error}); rerun the seed_spread.py "
+                f"command that wrote {result_file}, which resumes it"
+            ) from None
+        listed.append({"seed": seed, "run": str(run), "epoch_seconds": statistics.mean(epochs)})
+    return listed
+
+
+def score_arm(runs: list[dict[str, Any]], sets: dict[str, np.ndarray], labels: np.ndarray):
+    """Each run's best epoch scored on `sets`; the arm's spread of the figures."""
+    scored = []
+    for run in runs:
+        figures = scores(load_model(Path(run["run"]) / BEST), sets, labels)
+        scored.append({**run, "epoch_seconds": round(run["epoch_seconds"], 3), **figures})
+        print(f"mnist_c: {run['run']}: clean {figures['clean_accuracy']:.4f}, "
+              f"mean corrupted {figures['mean_corrupted_accuracy']:.4f}", flush=True)  # fmt: skip
+    summary = {
+        key: spread([run[key] for run in scored])
+        for key in ("clean_accuracy", "mean_corrupted_accuracy", "epoch_seconds")
+    }
+    summary["corruptions"] = {
+        name: spread([run["corruptions"][name]["accuracy"] for run in scored])
+        for name in CORRUPTIONS
+    }
+    return summary, scored
+
+
+def decide(baseline: dict[str, Any], candidate: dict[str, Any]) -> dict[str, Any]:
+    """Adopt the candidate when its mean corrupted validation accuracy is >= 2 points above the
+    baseline's, its clean validation accuracy at most one baseline seed sd below, and its mean
+    epoch time at most 1.1x the baseline's (all means over the training seeds)."""
+    gain = (
+        candidate["mean_corrupted_accuracy"]["mean"] - baseline["mean_corrupted_accuracy"]["mean"]
+    )
+    drop = baseline["clean_accuracy"]["mean"] - candidate["clean_accuracy"]["mean"]
+    ratio = candidate["epoch_seconds"]["mean"] / baseline["epoch_seconds"]["mean"]
+    checks = {
+        "corrupted_gain": {"value": round(gain, 6), "at_least": MIN_GAIN, "pass": gain >= MIN_GAIN},
+        "clean_drop": {
+            "value": round(drop, 6),
+            "at_most": baseline["clean_accuracy"]["sd"],
+            "pass": drop <= baseline["clean_accuracy"]["sd"],
+        },
+        "epoch_time_ratio": {
+            "value": round(ratio, 4), "at_most": MAX_TIME_RATIO, "pass": ratio <= MAX_TIME_RATIO
+        },
+    }  # fmt: skip
+    return {**checks, "adopt": all(check["pass"] for check in checks.values())}
+
+
+def benchmark_arms(args: argparse.Namespace) -> dict[str, Any]:
+    """The `--arms` mode: every run of every arm on the corrupted validation split."""
+    arms = []
+    for pair in args.arms:
+        name, equals, file = pair.partition("=")
+        if not (equals and name and file):
+            raise SystemExit(f"mnist_c: --arms: expected NAME=RESULT.json, got {pair!r}")
+        arms.append((name, Path(file), arm_runs(name, Path(file))))
+    if len(arms) < 2:
+        raise SystemExit("mnist_c: --arms: give a baseline and at least one candidate")
+    val = load_split(args.val)
+    sets = corrupted_sets(val, args.seed)
+    result: dict[str, Any] = {"split": str(args.val), "seed": args.seed, "arms": {}}
+    for name, file, runs in arms:
+        summary, scored = score_arm(runs, sets, val.labels)
+        recipe = json.loads(file.read_text()).get("recipe")
+        result["arms"][name] = {"result": str(file), "recipe": recipe, **summary, "runs": scored}
+    baseline = next(iter(result["arms"]))
+    result["decision"] = {
+        name: decide(result["arms"][baseline], arm)
+        for name, arm in result["arms"].items()
+        if name != baseline
+    }
+    result["environment"] = runtime.environment()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=MODEL)
+    parser.add_argument("--test", type=Path, default=Path("data/prepared/test.npz"))
+    parser.add_argument("--val", type=Path, default=Path("data/prepared/val.npz"))
+    parser.add_argument("--seed", type=int, default=0, help="the corruptions' random draws")
+    parser.add_argument("--arms", nargs="+", metavar="NAME=RESULT.json")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--png", type=Path, default=RESULTS / "mnist_c.png")
+    parser.add_argument("--out", type=Path, help="default: benchmarks/results/mnist_c.json")
+    args = parser.parse_args()
+    runtime.configure(args.seed, args.threads)
+    try:
+        if args.arms:
+            result = benchmark_arms(args)
+            out = args.out or RESULTS / "mnist_c_augmentation.json"
+        else:
+            result = benchmark_model(args)
+            out = args.out or RESULTS / "mnist_c.json"
+    except DigitsError as error:
+        raise SystemExit(f"mnist_c: {error}") from None
+    write_json(out, result)
+    print(f"mnist_c: wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -94,3 +94,13 @@ def test_roles_follow_keras_tuner_s_environment_variables(
         monkeypatch.setenv(name, value)
     assert oracle.role() == role
     assert oracle.is_worker() == (role == "worker")
+
+
+def test_end_trial_saves_before_it_drops_the_ongoing_trial_and_reload_retries_ongoing() -> None:
+    """Why `ResumableBayesianOracle` saves after `end_trial` and filters the retry queue."""
+    source = inspect.getsource(kt.Oracle)  # `end_trial` itself is wrapped by `synchronized`
+    end_trial = source[source.index("def end_trial(self, trial):") :].split("\n    def ")[0]
+    assert end_trial.index("self.save()") < end_trial.index("self.ongoing_trials.pop(")
+    reload = inspect.getsource(kt.Oracle.reload)
+    assert "self._retry_queue.append(trial.trial_id)" in reload
+    assert "def wrapped_func" in inspect.getsource(oracle.oracle_module.synchronized)

@@ -13,6 +13,7 @@ import pytest
 from digits import runtime
 from digits.data import Split
 from digits.errors import DigitsError
+from digits.oracle import ResumableBayesianOracle, read_trials
 from digits.params import SearchDimension, SearchSpace, TunerParams
 from digits.processes import run_in_chunks
 from digits.search import (
@@ -195,6 +196,65 @@ def test_a_search_killed_mid_trial_reruns_that_trial_and_loses_nothing(
         dataclasses.replace(r, seconds=s.seconds)
         for r, s in zip(whole.completed(), resumed.completed(), strict=True)
     ]
+
+
+@pytest.mark.slow
+def test_a_trial_reported_done_is_kept_by_a_search_stopped_right_after(
+    tmp_path: Path, tiny_splits: dict[str, Split], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C right after `trial 2/3` is printed: the rerun resumes with 2 trials done and
+    trains only the third."""
+    three = dataclasses.replace(PARAMS, max_trials=3)
+
+    def interrupted_after_trial_2(line: str) -> None:
+        if line.startswith("tune: trial 2/3 "):
+            raise KeyboardInterrupt
+
+    runtime.configure(seed=three.seed, threads=2)
+    stopped = Search.prepare(three, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(stopped.tuner(interrupted_after_trial_2))
+
+    trained: list[str] = []
+    real_run_trial = DigitsTuner.run_trial
+
+    def recorded(self: DigitsTuner, trial, *args, **kwargs):
+        trained.append(trial.trial_id)
+        return real_run_trial(self, trial, *args, **kwargs)
+
+    monkeypatch.setattr(DigitsTuner, "run_trial", recorded)
+    lines: list[str] = []
+    resumed = search(three, tiny_splits, tmp_path, lines)
+    assert lines[0].endswith("resuming with 2 trials done, 1 to run")
+    assert trained == ["2"], "only the third trial (id 2) trains"
+    assert [record.trial for record in resumed.completed()] == [1, 2, 3]
+
+
+def _chief_oracle(project: Path) -> ResumableBayesianOracle:
+    """The oracle a tuning chief serves, over `project`, reloaded when it holds a search."""
+    oracle = ResumableBayesianOracle(
+        objective=kt.Objective("val_accuracy", direction="max"), max_trials=3, seed=3
+    )
+    oracle._set_project_dir(str(project.parent), project.name)
+    declare_space(oracle.hyperparameters, PARAMS.space)
+    if (project / "oracle.json").is_file():
+        oracle.reload()
+    return oracle
+
+
+def test_a_trial_a_worker_ended_is_not_run_again_after_the_chief_stops(tmp_path: Path) -> None:
+    """A worker reports a trial done as soon as the chief's `end_trial` returns; the chief then
+    stops (Ctrl-C, a killed stage, or the search's end). Reloaded, the chief must hand out the
+    next trial, not the finished one again."""
+    chief = _chief_oracle(tmp_path / "search")
+    trial = chief.create_trial("tuner0")
+    chief.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+    trial.status = "COMPLETED"
+    chief.end_trial(trial)
+
+    restarted = _chief_oracle(tmp_path / "search")
+    assert restarted.create_trial("tuner0").trial_id == "1"
+    assert [t.trial_id for t in read_trials(tmp_path / "search")] == ["0"]
 
 
 def test_a_damaged_trial_says_to_start_the_search_over(

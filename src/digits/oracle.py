@@ -1,7 +1,9 @@
 """Every use of Keras Tuner internals, in one place, for the version pinned in pyproject.toml.
 
 - `ResumableBayesianOracle` reseeds `_random_state` per trial and reorders `trials` on reload,
-  so a search resumed or split across processes proposes what an uninterrupted one does.
+  so a search resumed or split across processes proposes what an uninterrupted one does; it
+  saves itself again once `end_trial` has dropped the ended trial from `ongoing_trials`, and on
+  reload does not retry a trial whose file says it completed, so a trial reported done is kept.
 - `read_trials` loads trial files the way `Oracle.reload` does; `count_completed_trials` reads
   their `status` and `score` fields without loading them.
 - `role` reads the distributed-tuning environment through `keras_tuner.src.distribute.utils`
@@ -20,6 +22,7 @@ from typing import Any, Literal
 import keras_tuner as kt
 import numpy as np
 from keras_tuner.src.distribute import utils as distribute_utils
+from keras_tuner.src.engine import oracle as oracle_module
 
 from digits.errors import DigitsError
 
@@ -42,11 +45,31 @@ class ResumableBayesianOracle(kt.oracles.BayesianOptimizationOracle):
         self._random_state = np.random.RandomState(self.seed + len(self.trials))
         return super().populate_space(trial_id)
 
+    @oracle_module.synchronized
+    def end_trial(self, trial: kt.engine.trial.Trial) -> None:
+        """Keras Tuner's `end_trial` saves oracle.json while the ended trial is still listed as
+        ongoing and drops it only afterwards. In one process the tuner saves the oracle again
+        before the trial is reported; a chief's oracle, ended by a worker over gRPC, is not
+        saved again until the next trial starts, so a chief stopped in between (or a finished
+        search raised by `max_trials`) would run the reported trial again. Saving here makes
+        the end durable before `end_trial` returns to whoever reports it."""
+        super().end_trial(trial)
+        self.save()
+
     def reload(self) -> None:
         """A Gaussian process fitted to the same trials in another row order proposes a
-        slightly different point (learning rates differed in the fourth digit)."""
+        slightly different point (learning rates differed in the fourth digit).
+
+        Keras Tuner sends every trial oracle.json lists as ongoing back for a retry; one whose
+        own file says it completed (saved just before oracle.json in `end_trial`) is done and
+        stays done."""
         super().reload()
         self.trials = dict(sorted(self.trials.items(), key=lambda item: int(item[0])))
+        completed = kt.engine.trial.TrialStatus.COMPLETED
+        self._retry_queue = [
+            trial_id for trial_id in self._retry_queue
+            if self.trials[trial_id].status != completed
+        ]  # fmt: skip
 
 
 def read_trials(project: Path) -> list[kt.engine.trial.Trial]:

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,18 @@ def require(condition: bool, reason: str) -> None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"{reason} (CI must provide it)")
         pytest.skip(reason)
+
+
+def permission_bits_stop_writes() -> bool:
+    """Whether a folder without write permission refuses this process a new file: not for root
+    (CAP_DAC_OVERRIDE), so tests of that refusal skip there."""
+    with tempfile.TemporaryDirectory() as folder:
+        locked = Path(folder) / "locked"
+        locked.mkdir(mode=0o555)
+        try:
+            (locked / "probe").touch()
+        except PermissionError:
+            return True
+        finally:
+            locked.chmod(0o755)
+        return False

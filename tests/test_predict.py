@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 import keras
@@ -15,7 +16,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from digits import cli
-from digits.data import Split
+from digits.data import Split, save_split
 from digits.errors import DigitsError
 from digits.export import export_all, saved_model_predict, tflite_predict
 from digits.mnist import Mnist
@@ -26,8 +27,10 @@ from digits.predict import (
     Prediction,
     Source,
     load_frames,
+    read_inputs,
     to_mnist_format,
 )
+from tests.helpers import permission_bits_stop_writes
 
 SMALL = Hyperparameters(
     conv_blocks=2, convs_per_block=1, base_filters=16, first_kernel_size=3, kernel_size=3,
@@ -620,3 +623,175 @@ def test_a_shape_the_model_is_unsure_of_is_flagged_through_the_cli(
     assert capsys.readouterr().out.rstrip().endswith("; low confidence: may not be a digit")
     [item] = run_predict(model_path, [tmp_path / "triangle.png"])
     assert item["low_confidence"] is True and item["probability"] < LOW_CONFIDENCE
+
+
+# --- Inputs as people pass them to image tools: folders, standard input, URLs, HEIC photos -------
+
+
+def test_a_folder_is_read_in_name_order_and_what_is_not_an_image_is_named(
+    model_path: Path, mnist: Mnist, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "scans"
+    (folder / "older").mkdir(parents=True)
+    for name, index in (("c.png", 2), ("a.png", 0), ("b.jpg", 1), (".hidden.png", 3)):
+        Image.fromarray(mnist.test_images[index]).resize((84, 84)).save(folder / name)
+    (folder / "notes.txt").write_text("scanned on Monday")
+    cli.main(["predict", "--model", str(model_path), "--json", str(folder)])  # exit 0
+    output = capsys.readouterr()
+    listed = json.loads(output.out)
+    assert [item["path"] for item in listed] == [
+        str(folder / n) for n in ("a.png", "b.jpg", "c.png")
+    ]
+    assert [item["digit"] for item in listed] == [int(mnist.test_labels[i]) for i in (0, 1, 2)]
+    [note] = output.err.strip().splitlines()
+    assert note.startswith(f"note: {folder}: skipped 3 entries")
+    assert all(name in note for name in (".hidden.png", "notes.txt", "older/"))
+
+
+def test_a_folder_without_images_is_an_error_in_its_place(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    [(source, error)] = read_inputs([str(tmp_path / "empty")])[0]
+    assert source == Source(str(tmp_path / "empty"))
+    assert isinstance(error, DigitsError) and "no image files in this folder" in str(error)
+
+
+def test_a_url_is_named_whole_with_how_to_download_it(
+    model_path: Path, digits_on_disk: list, capsys: pytest.CaptureFixture
+) -> None:
+    url, good = "https://example.com/digits/seven.png", digits_on_disk[0][0]
+    with pytest.raises(SystemExit) as exit_code:
+        cli.main(["predict", "--model", str(model_path), "--json", url, str(good)])
+    assert exit_code.value.code == 1
+    output = capsys.readouterr()
+    [error] = output.err.strip().splitlines()
+    assert error.startswith(f"error: {url}: ") and f"curl -o digit.png '{url}'" in error
+    listed = json.loads(output.out)
+    assert listed[0] == {"path": url, "frame": None, "error": error.removeprefix("error: ")}
+    assert listed[1]["path"] == str(good)
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["lines", "json"])
+def test_dash_reads_one_image_from_standard_input(
+    as_json: bool,
+    model_path: Path,
+    mnist: Mnist,
+    digits_on_disk: list,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    piped = io.BytesIO()
+    Image.fromarray(mnist.test_images[1]).resize((84, 84)).save(piped, "PNG")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(piped.getvalue())))
+    good, label = digits_on_disk[0]
+    json_flag = ["--json"] if as_json else []
+    cli.main(["predict", "--model", str(model_path), *json_flag, str(good), "-"])
+    out = capsys.readouterr().out
+    digit = int(mnist.test_labels[1])
+    if as_json:
+        listed = json.loads(out)
+        assert [(item["path"], item["digit"]) for item in listed] == [
+            (str(good), label),
+            ("-", digit),
+        ]
+    else:
+        assert [line.split(" (")[0] for line in out.splitlines()] == [
+            f"{good}: {label}",
+            f"<stdin>: {digit}",
+        ]
+
+
+# The start of a HEIC file as an iPhone writes it: the ISO base media `ftyp` box, major brand
+# `heic`, compatible brands `mif1` and `heic`, then the `meta` box's header.
+HEIC_START = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic\x00\x00\x01\x0emeta\x00\x00\x00\x00"
+
+
+def test_a_heic_photo_without_pillow_heif_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as if not installed: import fails
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(HEIC_START + bytes(256))
+    with pytest.raises(DigitsError, match="pip install pillow-heif") as error:
+        load_one(path)
+    assert str(error.value).startswith(f"{path}: a HEIC/HEIF photo")
+
+
+def test_a_heic_photo_is_read_with_pillow_heif(mnist: Mnist, tmp_path: Path) -> None:
+    pillow_heif = pytest.importorskip(
+        "pillow_heif", reason="pillow-heif (the optional heic extra) is not installed"
+    )
+    path = tmp_path / "IMG_0002.HEIC"
+    photo = Image.fromarray(255 - mnist.test_images[4]).resize((112, 112)).convert("RGB")
+    pillow_heif.from_pillow(photo).save(path, quality=90)  # leaves Pillow's openers as they are
+    assert path.read_bytes()[4:12] == b"ftypheic"
+    assert close_to(load_one(path), mnist.test_images[4])
+
+
+def test_show_crop_saves_what_the_model_read(
+    model_path: Path, digits_on_disk: list, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    good, scan, empty = digits_on_disk[0][0], CASES / "multipage_3_then_5.tif", tmp_path / "e.png"
+    empty.write_bytes(b"")
+    crops = tmp_path / "crops"
+    with pytest.raises(SystemExit):  # the empty file fails; the others are still cropped
+        cli.main(["predict", "--model", str(model_path), "--show-crop", str(crops), str(good),
+                  str(scan), str(empty)])  # fmt: skip
+    capsys.readouterr()
+    expected = {
+        f"{good.name}.png": load_one(good),
+        "multipage_3_then_5.tif.frame1.png": load_frames(scan)[0][1],
+        "multipage_3_then_5.tif.frame2.png": load_frames(scan)[1][1],
+    }
+    assert sorted(p.name for p in crops.iterdir()) == sorted(expected)
+    for name, read in expected.items():
+        with Image.open(crops / name) as crop:
+            assert crop.mode == "L" and crop.size == (28, 28)
+            np.testing.assert_array_equal(np.asarray(crop), read)
+
+
+# --- Writing where it cannot: one line naming the folder ------------------------------------------
+
+
+@pytest.fixture
+def test_split(mnist: Mnist, tmp_path: Path) -> Path:
+    path = tmp_path / "test.npz"
+    save_split(Split(mnist.test_images[:256], mnist.test_labels[:256]), path)
+    return path
+
+
+def run_export(model_path: Path, test_split: Path, out: Path, capsys: pytest.CaptureFixture) -> str:
+    """The one error line of `digits export --out OUT`, which must exit 1."""
+    with pytest.raises(SystemExit) as exit_code:
+        cli.main(
+            ["export", "--model", str(model_path), "--test", str(test_split), "--out", str(out)]
+        )
+    assert exit_code.value.code == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    return line
+
+
+def test_export_under_a_file_names_it(
+    model_path: Path, test_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Meaningful as root too, where permission bits do not stop writes."""
+    blocker = tmp_path / "export.zip"
+    blocker.write_text("a file where a folder should be")
+    line = run_export(model_path, test_split, blocker / "export", capsys)
+    assert f"cannot write to {blocker / 'export'}: {blocker} is a file, not a folder" in line
+    assert "choose another --out" in line
+
+
+@pytest.mark.skipif(
+    not permission_bits_stop_writes(), reason="this user (root) writes to read-only folders"
+)
+def test_export_into_a_read_only_folder_names_it(
+    model_path: Path, test_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        line = run_export(model_path, test_split, locked, capsys)
+    finally:
+        locked.chmod(0o755)
+    assert f"cannot write to {locked} (permission denied)" in line
+    assert f"chmod u+w {locked}" in line and "--out" in line

@@ -21,6 +21,7 @@ from digits.review import (
     paired_comparison,
     read_test_predictions,
 )
+from tests.helpers import permission_bits_stop_writes
 
 LABELS = np.arange(100) % 10
 
@@ -184,3 +185,39 @@ def test_the_review_reports_mcnemar_first_and_gates_ci(
     assert error.startswith("error: review: `worse` is worse than `v2`, p = ")
     assert (repo / "review_worse" / "README.md").is_file()  # the report is written all the same
     cli.main(["review", "v2", "worse", "-o", "review_worse"])  # without the flag: exit 0
+
+
+@pytest.mark.e2e
+def test_a_review_under_a_file_names_it(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One line naming what is in the way; meaningful as root, whom chmod does not stop."""
+    monkeypatch.chdir(repo)
+    (repo / "notes.md").write_text("a file where a folder should be")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["review", "v1", "v2", "-o", "notes.md/review"])
+    assert exit_info.value.code == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: cannot write to notes.md/review: ")
+    assert f"{repo / 'notes.md'} is a file, not a folder" in line and "choose another -o" in line
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(
+    not permission_bits_stop_writes(), reason="this user (root) writes to read-only folders"
+)
+def test_a_review_into_a_read_only_folder_names_it(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(repo)
+    locked = repo / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["review", "v1", "v2", "-o", "locked/review"])
+    finally:
+        locked.chmod(0o755)
+    assert exit_info.value.code == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert f"cannot write to {locked} (permission denied)" in line
+    assert f"chmod u+w {locked}" in line and "-o" in line

@@ -8,7 +8,7 @@ from digits.data import load_split
 from digits.errors import run_stage
 from digits.evaluation import load_predictions
 from digits.files import atomic_path, write_json
-from digits.params import load_params
+from digits.params import confirm_unchanged, load_params
 
 
 def main() -> None:
@@ -19,13 +19,15 @@ def main() -> None:
     parser.add_argument("--plots", type=Path, required=True, help="figures and tables")
     args = parser.parse_args()
 
-    params = load_params().error_analysis
+    loaded = load_params()
+    params = loaded.error_analysis
     predictions = load_predictions(args.predictions)
     test = load_split(args.test)
     found = find_errors(predictions, test.images, params.top_pairs)
     with atomic_path(args.plots) as staging:
         write_figures(found, predictions, test.images, params, staging / "images")
         write_tables(found, predictions, staging)
+        confirm_unchanged(loaded, "error_analysis")
     write_json(args.metrics, found.metrics())
     top = ", ".join(f"{p.actual} as {p.predicted} ({p.count})" for p in found.pairs)
     print(

@@ -16,7 +16,7 @@ from digits.evaluation import (
 )
 from digits.files import write_csv, write_json
 from digits.model import load_model
-from digits.params import load_params
+from digits.params import confirm_unchanged, load_params
 
 
 def main() -> None:
@@ -36,6 +36,7 @@ def main() -> None:
     probabilities = model.predict(test.images, batch_size=params.evaluate.batch_size, verbose=0)
     predictions = Predictions(probabilities.astype("float32"), test.labels, temperature_of(model))
 
+    confirm_unchanged(params, "evaluate")
     save_predictions(predictions, args.predictions)
     metrics = evaluation_metrics(predictions)
     write_json(args.metrics, {**metrics, "environment": settings["environment"]})

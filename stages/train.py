@@ -17,7 +17,7 @@ from digits.data import load_split
 from digits.errors import run_stage
 from digits.files import write_json
 from digits.hyperparameters import Hyperparameters
-from digits.params import load_params
+from digits.params import confirm_unchanged, load_params
 from digits.training import (
     best_model,
     compile_for_training,
@@ -53,6 +53,7 @@ def main() -> None:
     val_logits = logits(best, val.images)
     temperature = fit_temperature(val_logits, val.labels)
     val_nll = scaled_nll(val_logits, val.labels, temperature)
+    confirm_unchanged(params, "train")
     publish(with_temperature(best, temperature), checkpoints / key, args.model, args.curves)
     calibration = {"temperature": round(temperature, 6), "val_nll": round(val_nll, 6)}
     write_json(args.metrics, {**result.metrics(), **calibration, **settings})

@@ -17,7 +17,7 @@ from digits.errors import run_stage
 from digits.files import write_csv, write_json
 from digits.importance import importances, searched_dimensions
 from digits.model import SELECTION_METRIC
-from digits.params import load_params
+from digits.params import confirm_unchanged, load_params
 from digits.plots import importance_bars, marginals, tuning_progress
 from digits.processes import run_cluster, run_in_chunks, wait_for_chief
 from digits.search import (
@@ -75,6 +75,7 @@ def main() -> None:
     rows = trial_table(records)
     mattered = importances(rows, params.tuner.space)
     metrics = {**summary_metrics(records, noise), "importance": mattered}
+    confirm_unchanged(params, "tune")
     write_json(args.best, best.hyperparameters)
     write_json(args.metrics, metrics)
     write_csv(args.plots / "trials.csv", rows)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
-from digits.params import ParamsError, load_params, parse_params
+from digits.data import Split, save_split
+from digits.evaluation import Predictions, save_predictions
+from digits.params import STAGE_SECTIONS, ParamsError, confirm_unchanged, load_params, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -285,3 +289,141 @@ def test_a_stage_with_invalid_params_stops_with_one_line(
     )
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == [tmp_path / "params.yaml"], "nothing is written"
+
+
+def latin_1_params(folder: Path) -> int:
+    """The committed params.yaml in `folder` with a Latin-1 comment; returns the byte offset of
+    its first non-UTF-8 byte (0xe9, é)."""
+    text = (REPO / "params.yaml").read_bytes()
+    (folder / "params.yaml").write_bytes(text + "# réglages\n".encode("latin-1"))
+    return len(text) + len(b"# r")
+
+
+def test_a_params_file_that_is_not_utf8_names_the_byte_and_the_fix(tmp_path: Path) -> None:
+    offset = latin_1_params(tmp_path)
+    line = (REPO / "params.yaml").read_bytes().count(b"\n") + 1
+    with pytest.raises(ParamsError) as error:
+        load_params(tmp_path / "params.yaml")
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'params.yaml'} is not UTF-8")
+    assert f"byte 0xe9 at position {offset} (line {line})" in message
+    assert message.endswith("save params.yaml as UTF-8")
+
+
+@pytest.mark.slow
+def test_a_stage_run_directly_on_non_utf8_params_stops_with_one_line(tmp_path: Path) -> None:
+    offset = latin_1_params(tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "stages" / "prepare.py"), "--out", "data/prepared"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: params.yaml is not UTF-8: byte 0xe9 at position ")
+    assert str(offset) in last and last.endswith("save params.yaml as UTF-8")
+    assert not (tmp_path / "data").exists()
+
+
+def test_each_stage_s_sections_are_its_params_in_dvc_yaml() -> None:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert {name: tuple(stage["params"]) for name, stage in stages.items()} == STAGE_SECTIONS
+    for name in stages:
+        source = (REPO / "stages" / f"{name}.py").read_text()
+        assert f'confirm_unchanged({"loaded" if "loaded =" in source else "params"}, "{name}")' in (
+            source
+        ), f"stages/{name}.py checks its params before it publishes"
+
+
+def test_a_param_changed_while_a_stage_ran_is_refused_naming_it(
+    tmp_path: Path, raw: dict[str, Any]
+) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    read = load_params(path)
+    raw["train"]["learning_rate"] = 0.002  # another stage's section
+    raw["evaluate"]["batch_size"] = "1e3"  # the same value, spelled otherwise
+    path.write_text(yaml.safe_dump(raw))
+    confirm_unchanged(read, "evaluate", path)
+
+    raw["evaluate"]["batch_size"] = 500
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError) as error:
+        confirm_unchanged(read, "evaluate", path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: evaluate.batch_size changed (1000 -> 500) while the ")
+    assert "nothing was published" in message
+    assert "one `dvc exp run` per workspace" in message
+    assert "`dvc exp run --queue" in message and "`dvc queue start`" in message
+
+    raw["tuner"]["space"]["dropout"]["max"] = 0.3
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=r"tuner\.space\.dropout\.max changed \(0\.4 -> 0\.3\)"):
+        confirm_unchanged(read, "tune", path)
+    raw["tuner"]["max_trials"] = 0
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=r"no longer valid .*tuner\.max_trials: must be >= 1"):
+        confirm_unchanged(read, "error_analysis", path)
+
+
+EDIT_PARAMS_WHILE_RUNNING = """
+import runpy, sys
+from pathlib import Path
+import digits.data
+
+OLD, NEW = sys.argv[1:]
+
+def load_split(path):
+    # The stage has read params.yaml; another `dvc exp run -S` now writes it.
+    params = Path("params.yaml")
+    params.write_text(params.read_text().replace(OLD, NEW))
+    return real_load_split(path)
+
+real_load_split, digits.data.load_split = digits.data.load_split, load_split
+sys.argv = [STAGE, "--test", "data/prepared/test.npz", "--predictions",
+            "data/predictions/test.npz", "--metrics", "metrics/error_analysis.json",
+            "--plots", "plots/error_analysis"]
+runpy.run_path(STAGE, run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_a_stage_whose_params_change_while_it_runs_publishes_nothing(
+    tmp_path: Path, raw: dict[str, Any], tiny_splits: dict[str, Split]
+) -> None:
+    """The error_analysis stage, run for real, with params.yaml written after it read it."""
+    test = tiny_splits["test"]
+    save_split(test, tmp_path / "data" / "prepared" / "test.npz")
+    wrong = (test.labels + (np.arange(len(test.labels)) % 20 == 0)) % 10  # 10 errors
+    probabilities = np.eye(10, dtype=np.float32)[wrong] * 0.9 + 0.01
+    save_predictions(
+        Predictions(probabilities, test.labels), tmp_path / "data" / "predictions" / "test.npz"
+    )
+    raw["error_analysis"]["top_pairs"] = 5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    script = EDIT_PARAMS_WHILE_RUNNING.replace(
+        "STAGE", repr(str(REPO / "stages" / "error_analysis.py"))
+    )
+
+    def stage(old: str, new: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", script, old, new], cwd=tmp_path, capture_output=True,
+            text=True, check=False,
+        )  # fmt: skip
+
+    unchanged = stage("top_pairs: 5", "top_pairs: 5")
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert (tmp_path / "plots" / "error_analysis" / "confused_pairs.csv").is_file()
+    for published in ("plots", "metrics"):
+        shutil.rmtree(tmp_path / published)
+
+    changed = stage("top_pairs: 5", "top_pairs: 3")
+    assert changed.returncode == 1
+    assert "Traceback" not in changed.stderr
+    last = changed.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "error: params.yaml: error_analysis.top_pairs changed (5 -> 3) while the error_analysis "
+        "stage ran"
+    )
+    assert list((tmp_path / "plots").iterdir()) == [], "no figure or table is published"
+    assert not (tmp_path / "metrics").exists()

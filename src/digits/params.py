@@ -233,6 +233,9 @@ class TunerParams:
     trials_per_process: int | None
     noise_seeds: int
     space: SearchSpace
+    # Serve or join a distributed search's oracle on an address outside loopback and the private
+    # ranges (its gRPC service has no authentication; see `digits.oracle.check_oracle_address`).
+    allow_public_oracle: bool = False
 
     # How the search is run, not what it searches: these never split a search in two.
     EXECUTION: typing.ClassVar[tuple[str, ...]] = (
@@ -241,6 +244,7 @@ class TunerParams:
         "trial_timeout_minutes",
         "trials_per_process",
         "noise_seeds",
+        "allow_public_oracle",
     )
 
     def __post_init__(self) -> None:
@@ -394,18 +398,103 @@ class Params:
     error_analysis: ErrorAnalysisParams
 
 
+# The sections of params.yaml each stage reads: its `params` in dvc.yaml (a test keeps them equal).
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "prepare": ("prepare",),
+    "tune": ("runtime", "tuner"),
+    "train": ("runtime", "train"),
+    "evaluate": ("runtime", "evaluate"),
+    "error_analysis": ("error_analysis",),
+}
+ONE_RUN_PER_WORKSPACE = (
+    "run one `dvc exp run` per workspace at a time (for more, `dvc exp run --queue ...` each, "
+    "then `dvc queue start`)"
+)
+
+
+def confirm_unchanged(read: Params, stage: str, path: Path | str = PARAMS_FILE) -> None:
+    """Check, just before `stage` publishes its outputs, that the params file still holds the
+    values `read` was loaded with in every section the stage reads (`STAGE_SECTIONS`).
+
+    DVC records a stage's params in dvc.lock from the file as it is after the stage exits, so an
+    edit made while the stage ran would be recorded for outputs made with other values. A second
+    `dvc exp run -S ...` in the same workspace makes one: it writes params.yaml before DVC's lock
+    refuses it. Values are compared as parsed, so `1e-3` and `0.001` are the same.
+
+    Raises `ParamsError` naming the first changed key (old -> new), or the new file's problem.
+    """
+    try:
+        now = load_params(path)
+    except ParamsError as error:
+        raise ParamsError(
+            f"{path} changed while the {stage} stage ran and is no longer valid ({error}); "
+            f"nothing was published: {ONE_RUN_PER_WORKSPACE}"
+        ) from None
+    for section in STAGE_SECTIONS[stage]:
+        before = dict(_leaves(getattr(read, section), section))
+        after = dict(_leaves(getattr(now, section), section))
+        for key, value in before.items():  # parsed sections: the same keys, in the same order
+            if after[key] != value:
+                raise ParamsError(
+                    f"{path}: {key} changed ({_shown(value)} -> {_shown(after[key])}) while "
+                    f"the {stage} stage ran, so DVC would record the new value for outputs made "
+                    f"with the old; nothing was published: "
+                    f"{ONE_RUN_PER_WORKSPACE}"
+                )
+
+
+def _leaves(value: Any, key: str) -> typing.Iterator[tuple[str, Any]]:
+    """(dotted key, value) for every leaf of a parsed section, e.g. `tuner.space.dropout.min`."""
+    if isinstance(value, SearchSpace):
+        for dimension in value.dimensions:
+            yield from _leaves(dimension, f"{key}.{dimension.name}")
+    elif dataclasses.is_dataclass(value):
+        for field in dataclasses.fields(value):
+            if not (isinstance(value, SearchDimension) and field.name == "name"):
+                yield from _leaves(getattr(value, field.name), f"{key}.{field.name}")
+    else:
+        yield key, value
+
+
+def _shown(value: Any) -> str:
+    """`value` as params.yaml spells it: null, true, [1, 2]."""
+    if isinstance(value, tuple):
+        return f"[{', '.join(_shown(item) for item in value)}]"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
+
+
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
     """Read and validate the whole params file; raise `ParamsError` on the first problem."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ParamsError(f"{path} not found: run the stage from the repository root") from None
+    text = read_params_text(path)
     try:
         raw = _yaml_1_2(text)
     except YAMLError as error:
         raise ParamsError(f"{path} is not valid YAML: {error}") from None
     return parse_params(raw, source=str(path))
+
+
+def read_params_text(path: Path | str = PARAMS_FILE) -> str:
+    """The text of the params file, which must be UTF-8 (DVC reads it as UTF-8 too).
+
+    Raises `ParamsError` when the file is missing, or naming the first byte that is not UTF-8,
+    its 0-based byte offset and its line, and the fix.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found: run the stage from the repository root") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ParamsError(
+            f"{path} is not UTF-8: byte 0x{data[error.start]:02x} at position {error.start} "
+            f"(line {line}) is not valid UTF-8; save {path.name} as UTF-8"
+        ) from None
 
 
 def _yaml_1_2(text: str) -> Any:

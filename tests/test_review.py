@@ -221,3 +221,51 @@ def test_a_review_into_a_read_only_folder_names_it(
     [line] = capsys.readouterr().err.strip().splitlines()
     assert f"cannot write to {locked} (permission denied)" in line
     assert f"chmod u+w {locked}" in line and "-o" in line
+
+
+def commit_beside(repo: Path, parent: str, files: dict[str, bytes]) -> str:
+    """A commit on `parent` with `files` added, made without touching the workspace or a branch."""
+    index = repo / ".git" / "test-index"
+    env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+
+    def git(*args: str, stdin: bytes | None = None) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=repo, env=env, input=stdin, capture_output=True, check=True
+        )
+        return done.stdout.decode().strip()
+
+    git("read-tree", parent)
+    for name, data in files.items():
+        blob = git("hash-object", "-w", "--stdin", stdin=data)
+        git("update-index", "--add", "--cacheinfo", f"100644,{blob},{name}")
+    tree = git("write-tree")
+    index.unlink()
+    return git("commit-tree", tree, "-p", parent, "-m", "params.yaml saved as Latin-1")
+
+
+@pytest.mark.e2e
+def test_params_that_are_not_utf8_are_named_not_taken_for_missing_predictions(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(repo)
+    latin_1 = "# réglages\nseed: 1\n".encode("latin-1")
+    params = repo / "params.yaml"
+    params.write_bytes(latin_1)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["review", "v2", "-o", "review_latin_1"])
+    finally:
+        params.unlink()
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: params.yaml is not UTF-8: byte 0xe9 at position 3 (line 1)")
+    assert error.endswith("save params.yaml as UTF-8") and "\n" not in error
+    assert not (repo / "review_latin_1").exists()
+
+    # A commit whose params.yaml DVC cannot read: DVC's own reason, not "has no".
+    stage = b"stages:\n  s:\n    cmd: echo\n    params: [seed]\n"
+    commit = commit_beside(repo, "v2", {"params.yaml": latin_1, "dvc.yaml": stage})
+    with pytest.raises(DigitsError) as raised:
+        read_test_predictions(commit, "v2")
+    assert str(raised.value).startswith(f"DVC cannot read `{commit}`: ")
+    assert "'params.yaml', is not valid utf-8" in str(raised.value)

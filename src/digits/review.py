@@ -22,6 +22,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 
 from digits.errors import DigitsError
 from digits.files import atomic_path, atomic_write_bytes, atomic_write_text
+from digits.params import PARAMS_FILE, read_params_text
 
 WORKSPACE = "workspace"
 # Per-sample test predictions in test order (columns actual,predicted), committed by evaluate.
@@ -32,9 +33,12 @@ SIGNIFICANCE = 0.05
 def dvc(*args: str) -> str:
     """Run a DVC command and return its stdout.
 
-    Raises DigitsError when `dvc` is not on PATH, or with the command's last line of output when
-    it exits non-zero.
+    Raises DigitsError when `dvc` is not on PATH, when the workspace's params.yaml is not UTF-8
+    (DVC would skip the workspace's params, metrics and plots with only a warning), or with the
+    command's last line of output when it exits non-zero.
     """
+    if PARAMS_FILE.is_file():
+        read_params_text(PARAMS_FILE)
     try:
         result = subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
     except FileNotFoundError:
@@ -85,6 +89,16 @@ def read_test_predictions(old: str, new: str | None) -> dict[str, RevisionPredic
     found = {}
     for revision in (old, new or WORKSPACE):
         if revision not in rows:
+            unreadable = [  # e.g. that revision's params.yaml is not UTF-8
+                str(error.get("msg")) for error in output.get("errors", [])
+                if isinstance(error, dict) and error.get("rev") == revision
+                and error.get("type") != "FileNotFoundError"  # a missing table: said below
+            ]  # fmt: skip
+            if unreadable:
+                raise DigitsError(
+                    f"DVC cannot read `{revision}`: {unreadable[0]}: fix the file it names (a "
+                    "params.yaml must be UTF-8) and commit, or pick another revision"
+                )
             raise DigitsError(
                 f"`{revision}` has no {CONFUSION_TABLE} (per-sample test predictions): run the "
                 "evaluate stage in that revision, or pick one that has it"

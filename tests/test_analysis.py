@@ -22,6 +22,7 @@ from digits.analysis import (
     write_figures,
     write_tables,
 )
+from digits.data import Split
 from digits.errors import DigitsError
 from digits.evaluation import (
     Predictions,
@@ -205,8 +206,8 @@ def test_the_report_writes_every_figure(predictions: Predictions, tmp_path: Path
     json.dumps(found.metrics())  # plain ints: what write_json needs
     figures = sorted(path.name for path in (tmp_path / "images").iterdir())
     assert figures == [
-        "confusion_matrix.png", "label_issues.png", "misclassified.png", "pair_4_as_9.png",
-        "pair_5_as_3.png", "per_class_error_rate.png", "reliability.png",
+        "confused_pairs.png", "confusion_matrix.png", "label_issues.png", "misclassified.png",
+        "per_class_error_rate.png", "reliability.png",
     ]  # fmt: skip
     pairs = (tmp_path / "confused_pairs.csv").read_text().splitlines()
     assert pairs[:2] == ["pair,actual,predicted,count,share_of_errors", "4->9,4,9,2,0.5"]
@@ -220,3 +221,29 @@ def test_the_report_writes_every_figure(predictions: Predictions, tmp_path: Path
     }  # fmt: skip
     qualities = [float(row["label_quality"]) for row in rows]
     assert qualities == sorted(qualities)
+
+
+@pytest.mark.parametrize("top_pairs", [1, 90])
+def test_runs_with_other_confusions_write_the_same_files(
+    tmp_path: Path, top_pairs: int, tiny_splits: dict[str, Split]
+) -> None:
+    """After `dvc exp apply`, no file of another run's confusions is left behind, and `dvc plots
+    diff` pairs the two revisions' images by name: none, one and many confused pairs."""
+    test = tiny_splits["test"]
+    labels = test.labels.astype(np.int64)
+    params = ErrorAnalysisParams(gallery_size=3, top_pairs=top_pairs)
+    runs = {
+        "no errors": labels,
+        "3 read as 8": np.where(labels == 3, 8, labels),
+        "every digit shifted": np.where(np.arange(len(labels)) % 4 == 0, (labels + 1) % 10, labels),
+    }
+    written = {}
+    for name, predicted in runs.items():
+        predictions = Predictions(one_hot_probabilities(list(predicted), [0.9] * len(labels)),
+                                  labels)  # fmt: skip
+        found = find_errors(predictions, test.images, params.top_pairs)
+        folder = tmp_path / name.replace(" ", "_")
+        write_figures(found, predictions, test.images, params, folder)
+        written[name] = sorted(path.name for path in folder.iterdir())
+    assert written["no errors"] == written["3 read as 8"] == written["every digit shifted"]
+    assert "confused_pairs.png" in written["no errors"]

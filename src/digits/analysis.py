@@ -182,8 +182,13 @@ def write_figures(
     params: ErrorAnalysisParams,
     figures: Path,
 ) -> None:
-    """The PNGs under `figures`: confusion matrix, galleries (all mistakes, each top pair, label
-    issues), reliability before and after scaling, error rate per digit."""
+    """The PNGs under `figures`: confusion matrix, galleries (all mistakes, the top pairs, label
+    issues), reliability before and after scaling, error rate per digit.
+
+    Every run writes the same file names, whichever pairs it confuses: a name per pair would
+    leave another run's pair behind after `dvc exp apply`, and `dvc plots diff` pairs images of
+    two revisions by name.
+    """
     mistakes = mistakes_by_confidence(predictions)
     issues = found.label_issues
 
@@ -199,12 +204,7 @@ def write_figures(
         f"Test confusion matrix: {found.errors} errors in {len(predictions.labels):,} images",
     )
     gallery(mistakes, "misclassified.png", "Misclassified test images, most confident first")
-    for pair in found.pairs:
-        gallery(
-            mistakes_for_pair(predictions, pair),
-            f"pair_{pair.actual}_as_{pair.predicted}.png",
-            f"True {pair.actual} predicted as {pair.predicted}: {pair.count} images",
-        )
+    pair_galleries(found, predictions, images, params, figures / "confused_pairs.png")
     shown = issues.ranked[:LABEL_ISSUE_GALLERY]
     plots.image_gallery(
         images[shown],
@@ -217,6 +217,32 @@ def write_figures(
     plots.reliability_diagram(curves, figures / "reliability.png", title)
     plots.per_class_error_bars(
         per_class_error_rate(predictions), figures / "per_class_error_rate.png"
+    )
+
+
+def pair_galleries(
+    found: ErrorAnalysis,
+    predictions: Predictions,
+    images: np.ndarray,
+    params: ErrorAnalysisParams,
+    path: Path,
+) -> None:
+    """One PNG with a gallery per top confused pair, most frequent first, each titled with the
+    pair and its count and showing up to `gallery_size` of its mistakes, most confident first."""
+    galleries = []
+    for rank, pair in enumerate(found.pairs, start=1):
+        shown = mistakes_for_pair(predictions, pair)[: params.gallery_size]
+        galleries.append(
+            plots.Gallery(
+                f"{rank}. true {pair.actual} predicted as {pair.predicted}: {pair.count} images",
+                images[shown],
+                [caption(predictions, i) for i in shown],
+            )
+        )
+    plots.gallery_sections(
+        galleries,
+        path,
+        "Most confused pairs (true as predicted), most confident mistakes first",
     )
 
 

@@ -75,6 +75,39 @@ def image_gallery(
 
 
 @dataclass(frozen=True)
+class Gallery:
+    """One titled block of `gallery_sections`: `images` N x 28 x 28 uint8, one caption each."""
+
+    title: str
+    images: np.ndarray
+    captions: Sequence[str]
+
+
+def gallery_sections(
+    galleries: Sequence[Gallery], path: Path, title: str, columns: int = 10
+) -> None:
+    """Several galleries in one PNG, one titled block of rows each, so the file's name is the
+    same however many galleries a run has; no galleries say "none" in the figure."""
+    rows = [max(1, -(-len(gallery.images) // columns)) for gallery in galleries] or [1]
+    heights = [0.5] + [count * 1.45 + 0.5 for count in rows]  # inches: header, then each block
+    figure = plt.figure(figsize=(columns * 1.2, sum(heights)))
+    header, *blocks = figure.subfigures(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0]
+    header.text(0.5, 0.3, title, fontsize=11, ha="center")
+    if not galleries:
+        blocks[0].text(0.5, 0.5, "none", fontsize=12, ha="center")
+    for block, gallery, count in zip(blocks, galleries, rows, strict=False):
+        axes = block.subplots(count, columns, squeeze=False)
+        block.subplots_adjust(top=1 - 0.5 / (count * 1.45 + 0.5), bottom=0.02)
+        for index, cell in enumerate(axes.flat):
+            cell.axis("off")
+            if index < len(gallery.images):
+                cell.imshow(gallery.images[index], cmap="gray_r", vmin=0, vmax=255)
+                cell.set_title(gallery.captions[index], fontsize=7)
+        block.suptitle(gallery.title, fontsize=10, x=0.02, ha="left")
+    save_figure(figure, path)
+
+
+@dataclass(frozen=True)
 class ReliabilityCurve:
     """One model's reliability: per non-empty confidence bin, mean confidence, accuracy, count."""
 

@@ -45,6 +45,8 @@ def main() -> None:
     params = load_params()
     role = oracle.role()
     address = oracle.oracle_address()
+    if address:  # the chief's: where a chief serves, or the one a worker joins
+        oracle.check_oracle_address(address[0], params.tuner.allow_public_oracle, role == "worker")
     if not role:  # Keras Tuner reads these itself; only the chief and workers may see them
         for name in (oracle.ORACLE_IP, oracle.ORACLE_PORT):
             os.environ.pop(name, None)

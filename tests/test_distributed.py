@@ -112,6 +112,19 @@ def test_a_worker_killed_mid_search_stops_the_stage_and_the_search_resumes(
             {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": "eighty"},
             "error: KERASTUNER_ORACLE_PORT='eighty' is not a port number in [1, 65535]",
         ),
+        (  # a chief (or the stage that starts one) checks its own address
+            {"KERASTUNER_ORACLE_IP": "0.0.0.0", "KERASTUNER_ORACLE_PORT": "8000"},
+            "error: refusing to serve the search's oracle on KERASTUNER_ORACLE_IP=0.0.0.0: not a "
+            "loopback or private address",
+        ),
+        (  # a worker checks the chief's
+            {
+                "KERASTUNER_TUNER_ID": "remote1",
+                "KERASTUNER_ORACLE_IP": "8.8.8.8",
+                "KERASTUNER_ORACLE_PORT": "8000",
+            },
+            "error: refusing to join the chief at KERASTUNER_ORACLE_IP=8.8.8.8: not a loopback",
+        ),
     ],
 )
 def test_an_incomplete_distributed_environment_is_one_clear_error(

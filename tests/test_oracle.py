@@ -6,12 +6,16 @@ from __future__ import annotations
 import inspect
 import json
 import random
+import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keras_tuner as kt
 import pytest
 
 from digits import oracle
+from digits.errors import DigitsError
 
 
 def test_keras_tuner_is_the_pinned_version() -> None:
@@ -104,3 +108,67 @@ def test_end_trial_saves_before_it_drops_the_ongoing_trial_and_reload_retries_on
     reload = inspect.getsource(kt.Oracle.reload)
     assert "self._retry_queue.append(trial.trial_id)" in reload
     assert "def wrapped_func" in inspect.getsource(oracle.oracle_module.synchronized)
+
+
+@pytest.mark.parametrize(
+    ("host", "resolved"),
+    [
+        ("127.0.0.1", None),  # loopback
+        ("::1", None),
+        ("10.0.0.7", None),  # private networks
+        ("192.168.1.20", None),
+        ("fd12:3456::1", None),
+        ("localhost", None),  # a hostname, resolved for real
+        ("chief.lan", ["192.168.1.20", "fd12:3456::1"]),  # a hostname, every address private
+    ],
+)
+def test_a_loopback_or_private_oracle_address_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, host: str, resolved: list[str] | None
+) -> None:
+    if resolved is not None:
+        monkeypatch.setattr(socket, "getaddrinfo", _resolves_to(host, resolved))
+    for worker in (False, True):
+        oracle.check_oracle_address(host, allow_public=False, worker=worker)
+
+
+@pytest.mark.parametrize(
+    ("host", "resolved", "named"),
+    [
+        ("0.0.0.0", None, "KERASTUNER_ORACLE_IP=0.0.0.0:"),  # every interface
+        ("::", None, "KERASTUNER_ORACLE_IP=::"),
+        ("8.8.8.8", None, "KERASTUNER_ORACLE_IP=8.8.8.8:"),  # public
+        ("2001:4860::8888", None, "KERASTUNER_ORACLE_IP=2001:4860::8888:"),
+        ("chief.example.com", ["10.0.0.7", "8.8.4.4"], "chief.example.com (8.8.4.4):"),
+    ],
+)
+def test_a_public_oracle_address_is_refused_unless_allowed(
+    monkeypatch: pytest.MonkeyPatch, host: str, resolved: list[str] | None, named: str
+) -> None:
+    if resolved is not None:
+        monkeypatch.setattr(socket, "getaddrinfo", _resolves_to(host, resolved))
+    actions = {False: "to serve the search's oracle on", True: "to join the chief at"}
+    for worker, action in actions.items():
+        with pytest.raises(DigitsError) as refused:
+            oracle.check_oracle_address(host, allow_public=False, worker=worker)
+        message = str(refused.value)
+        assert message.startswith(f"refusing {action} ") and named in message
+        assert "no authentication" in message and "SSH tunnel" in message
+        assert message.endswith("set tuner.allow_public_oracle: true to accept that")
+        oracle.check_oracle_address(host, allow_public=True, worker=worker)  # allowed
+
+
+def test_an_oracle_hostname_that_does_not_resolve_is_one_error() -> None:
+    with pytest.raises(DigitsError, match=r"^KERASTUNER_ORACLE_IP=no-such-host\.invalid does not"):
+        oracle.check_oracle_address("no-such-host.invalid", allow_public=False, worker=True)
+
+
+def _resolves_to(host: str, addresses: list[str]) -> Callable[..., list]:
+    real = socket.getaddrinfo
+
+    def getaddrinfo(name: str, *args: Any, **kwargs: Any) -> list:
+        if name != host:
+            return real(name, *args, **kwargs)
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 (a, 0)) for a in addresses]  # fmt: skip
+
+    return getaddrinfo

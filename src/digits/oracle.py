@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -142,6 +144,42 @@ def oracle_address() -> tuple[str, int] | None:
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise DigitsError(f"{ORACLE_PORT}={port!r} is not a port number in [1, 65535]")
     return host, int(port)
+
+
+def check_oracle_address(host: str, allow_public: bool, worker: bool) -> None:
+    """Refuse to serve (chief) or join (`worker`) a search's oracle at `host` unless every
+    address it stands for is loopback or private, or `allow_public` (`tuner.allow_public_oracle`).
+
+    Keras Tuner's oracle is a gRPC service without authentication or encryption: whoever reaches
+    it can read the search and feed it trials. A hostname counts by every address
+    `socket.getaddrinfo` resolves it to; the unspecified addresses 0.0.0.0 and :: (every
+    interface) count as public. Raises `DigitsError` naming the address and the param.
+    """
+    if allow_public:
+        return
+    try:
+        resolved = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError) as error:
+        raise DigitsError(
+            f"{ORACLE_IP}={host} does not resolve to an address ({error}): set it to the "
+            "chief's IP address"
+        ) from None
+    public = sorted(address for address in resolved if not _private(address))
+    if public:
+        shown = host if public == [host] else f"{host} ({', '.join(public)})"
+        action = "to join the chief at" if worker else "to serve the search's oracle on"
+        raise DigitsError(
+            f"refusing {action} {ORACLE_IP}={shown}: not a loopback or private address, and "
+            "Keras Tuner's oracle has no authentication (whoever reaches it can read and steer "
+            "the search); use a private network address, or 127.0.0.1 with workers elsewhere "
+            "coming through an SSH tunnel, or set tuner.allow_public_oracle: true to accept that"
+        )
+
+
+def _private(address: str) -> bool:
+    """Loopback or private (RFC 1918, unique-local, link-local), never 0.0.0.0 or ::."""
+    ip = ipaddress.ip_address(address.split("%")[0])  # drop an IPv6 zone such as %eth0
+    return ip.is_loopback or (ip.is_private and not ip.is_unspecified)
 
 
 def is_worker() -> bool:

@@ -22,6 +22,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 from scipy import ndimage
+from scipy.spatial import ConvexHull
 
 from digits.errors import DigitsError
 from digits.files import atomic_write_bytes
@@ -41,6 +42,7 @@ NOISE_MARGIN = 6.0  # ink must stand this many noise standard deviations out of 
 INK_FRACTION = 0.25  # a pixel is the core of a stroke above this share of the strongest ink
 EDGE_FRACTION = 0.05  # ...and belongs to the stroke (its anti-aliased edge) above this share
 SPECK_FRACTION = 0.05  # a piece with less ink than this share of the largest piece is a speck
+PIECE_PEAK = 0.5  # ...and one whose strongest ink is under this share of the peak is shading
 NEAR_FRACTION = 0.5  # pieces this far (share of the digit's size) beside the digit belong to it
 STROKE_FRACTION = 0.1  # after scaling to 20x20, pixels above this share of the maximum are ink
 SATURATED_PERCENTILE = 90  # ...and the top 10% of them are full white, as in MNIST
@@ -48,6 +50,12 @@ MIN_DIGIT_PIXELS = 10  # ink whose strokes span fewer pixels than this (either w
 UNIFORM_COLOUR = 12.0  # grey levels: visible colour this even means the shape is in the alpha
 LOW_CONFIDENCE = 0.6  # a top probability below this is reported as "may not be a digit"
 FULL_SCALES = (1.0, 255.0, 65_535.0)  # white for 32-bit integer and float pixels, see _scaled
+SHEET_MIN = 0.3  # a sheet of paper fills at least this share of a photo
+SHEET_FULL = 0.97  # ...and a region filling this share leaves no surround to cut off
+SHEET_MARGIN = 0.02  # share of the image's shorter side cut off the sheet's edge
+SHEET_SOLIDITY = 0.9  # a sheet (a quadrilateral, cut by the frame) fills this much of its hull
+BLOB_WIDTH = 0.5  # a shape whose widest stroke is this share of its size...
+BLOB_FILL = 0.6  # ...and that fills this share of its box is a solid shape, not pen strokes
 STDIN = "-"  # the input name that reads one image from standard input
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # scheme://, as in https://...
 # Major brands of the ISO base media file's `ftyp` box that mark a HEIF image (ISO/IEC 23008-12):
@@ -367,8 +375,10 @@ def to_mnist_format(gray: np.ndarray, source: str = "image") -> np.ndarray:
     if np.ptp(gray) == 0:
         raise DigitsError(f"{source}: no digit found (the image is one flat colour)")
     work = _shrunk(gray, WORK_SIDE)
-    found = _ink(work, _polarity(work))
-    if found.peak < max(NOISE_MARGIN * found.noise, MIN_CONTRAST * 255):
+    found = _sheet_ink(work)
+    if found is None:
+        found = _ink(work, _polarity(work))
+    if not _stands_out(found):
         raise DigitsError(
             f"{source}: no digit found (nothing stands out from the background: contrast "
             f"{found.peak:.1f} of 255, noise {found.noise:.1f})"
@@ -465,17 +475,120 @@ def _pixel_noise(gray: np.ndarray) -> float:
     return max(1.4826 * float(np.median(np.abs(differences))) / np.sqrt(2), NOISE_FLOOR)
 
 
+def _stands_out(found: _Ink) -> bool:
+    """Whether the strongest ink is MIN_CONTRAST of full scale and NOISE_MARGIN deviations."""
+    return found.peak >= max(NOISE_MARGIN * found.noise, MIN_CONTRAST * 255)
+
+
+def _sheet_ink(work: np.ndarray) -> _Ink | None:
+    """The ink on the sheet of paper (or board) in a photo that shows what it lies on, or None.
+
+    The sheet is the largest light region (for dark ink; the largest dark region for chalk) of
+    the image split at Otsu's threshold ("A threshold selection method from gray-level
+    histograms", IEEE SMC 9(1), 1979) on a small smoothed copy, its holes (the digit) filled.
+    Of the two polarities, the one whose sheet holds ink standing furthest out of its noise
+    wins. Returns None when neither region is a sheet (see `_sheet_reading`): the image is all
+    paper, or a digit cut by the image's edge splits the paper into pieces.
+    """
+    small = ndimage.gaussian_filter(_shrunk(work, BACKGROUND_SIDE), 1.0)
+    light = small > _otsu(small)
+    readings = [
+        _sheet_reading(work, _largest_filled(region), sign)
+        for sign, region in ((-1.0, light), (1.0, ~light))
+    ]
+    found = [reading for reading in readings if reading is not None]
+    return max(found, key=lambda reading: reading.peak / reading.noise, default=None)
+
+
+def _sheet_reading(work: np.ndarray, region: np.ndarray, sign: float) -> _Ink | None:
+    """The ink of `work` on the sheet `region` (a mask of a small copy), or None if it is none.
+
+    A sheet fills SHEET_MIN to SHEET_FULL of the frame (more leaves no surround to cut off) and
+    at least SHEET_SOLIDITY of its convex hull (a quadrilateral cut by the frame's edges). The
+    region is scaled to `work` and SHEET_MARGIN of the shorter side is cut off its edge (the
+    sheet's blurred edge and shadow); outside it, each pixel takes the value of the nearest
+    pixel inside, so the surround neither looks like ink nor moves the paper level. Its ink
+    must stand out (`_stands_out`), be pen strokes, not a solid shape (`_is_blob`), and stay
+    clear of the cut edge (else the "sheet" is paper beside a digit that crosses it).
+    """
+    if not SHEET_MIN <= region.mean() < SHEET_FULL or _solidity(region) < SHEET_SOLIDITY:
+        return None
+    scaled = Image.fromarray(region.astype(np.uint8) * 255).resize(
+        work.shape[::-1], Image.Resampling.BILINEAR
+    )
+    inside = ndimage.distance_transform_edt(np.asarray(scaled) > 127)
+    inside = inside > SHEET_MARGIN * min(work.shape)
+    if not inside.any():
+        return None
+    nearest = ndimage.distance_transform_edt(~inside, return_distances=False, return_indices=True)
+    found = _ink(work[tuple(nearest)], sign)
+    smooth = found.smooth * inside
+    found = _Ink(ink=found.ink * inside, smooth=smooth, noise=found.noise, peak=float(smooth.max()))
+    if not _stands_out(found):
+        return None
+    core, keep = _digit_mask(found.smooth, found.peak, found.noise)
+    edge = ~ndimage.binary_erosion(inside, iterations=2, border_value=1)
+    return None if _is_blob(core) or (keep & edge).any() else found
+
+
+def _solidity(region: np.ndarray) -> float:
+    """The share of its convex hull (scipy.spatial.ConvexHull) a boolean mask fills."""
+    outline = np.argwhere(region & ~ndimage.binary_erosion(region))
+    if len(outline) < 3 or np.linalg.matrix_rank(outline - outline[0]) < 2:
+        return 1.0
+    return float(region.sum() / max(ConvexHull(outline).volume, 1.0))
+
+
+def _is_blob(core: np.ndarray) -> bool:
+    """Whether ink (a boolean mask) is one solid shape rather than pen strokes: its widest
+    stroke is more than BLOB_WIDTH of its size and it fills more than BLOB_FILL of its box."""
+    rows, cols = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
+    if rows.size == 0:
+        return False
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    widest = 2 * float(ndimage.distance_transform_edt(core).max())
+    return widest > BLOB_WIDTH * max(height, width) and core.sum() > BLOB_FILL * height * width
+
+
+def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold of `values`: the level between two classes of least within-class
+    variance (256-bin histogram)."""
+    counts, edges = np.histogram(values, bins=256)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(counts)
+    total = weight[-1]
+    mass = np.cumsum(counts * centres)
+    below = mass / np.maximum(weight, 1)
+    above = (mass[-1] - mass) / np.maximum(total - weight, 1)
+    between = weight * (total - weight) * (below - above) ** 2
+    return float(edges[int(np.argmax(between[:-1])) + 1])
+
+
+def _largest_filled(region: np.ndarray) -> np.ndarray:
+    """The largest 4-connected piece of a boolean mask, its holes filled."""
+    labels, count = ndimage.label(region)
+    if count == 0:
+        return region
+    sizes = np.bincount(labels.ravel())[1:]
+    return ndimage.binary_fill_holes(labels == int(np.argmax(sizes)) + 1)
+
+
 def _digit_mask(ink: np.ndarray, peak: float, noise: float) -> tuple[np.ndarray, np.ndarray]:
     """The digit's stroke cores and its whole extent, boolean masks shaped like `ink`.
 
     The digit is the largest connected piece of strong ink (scipy.ndimage.label, 8-connected) and
-    the pieces near it; pieces with less than SPECK_FRACTION of its ink are specks and dropped.
+    the pieces near it; pieces with less than SPECK_FRACTION of its ink are specks and dropped,
+    and so are pieces whose strongest ink is under PIECE_PEAK of the peak (broad shading).
     Strokes are found with two thresholds (hysteresis): cores above INK_FRACTION of the peak,
     grown into their anti-aliased edges above EDGE_FRACTION; both at least 3-4 noise deviations.
+    The edges reach no further from the cores than the widest core's half-width, so faint
+    shading beside the digit (paper blotches, chalk dust) does not join it.
     """
     eight = np.ones((3, 3), dtype=bool)
     cores, count = ndimage.label(ink > max(INK_FRACTION * peak, 4 * noise), structure=eight)
     masses = ndimage.sum_labels(ink, cores, index=np.arange(1, count + 1))
+    strong = ndimage.maximum(ink, cores, index=np.arange(1, count + 1)) >= PIECE_PEAK * peak
+    masses = np.where(strong, masses, 0.0)
     boxes = ndimage.find_objects(cores)
     pieces = [i for i in range(count) if masses[i] >= SPECK_FRACTION * masses.max()]
     chosen = {int(np.argmax(masses))}
@@ -489,8 +602,10 @@ def _digit_mask(ink: np.ndarray, peak: float, noise: float) -> tuple[np.ndarray,
                 chosen.add(piece)
                 region = (*np.minimum(region[:2], box[:2]), *np.maximum(region[2:], box[2:]))
                 grown = True
-    edges, _ = ndimage.label(ink > max(EDGE_FRACTION * peak, 3 * noise), structure=eight)
     core = np.isin(cores, [piece + 1 for piece in chosen])
+    reach = max(2.0, float(ndimage.distance_transform_edt(core).max()))
+    edge = ink > max(EDGE_FRACTION * peak, 3 * noise)
+    edges, _ = ndimage.label(edge & (ndimage.distance_transform_edt(~core) <= reach), eight)
     return core, np.isin(edges, np.unique(edges[core]))
 
 

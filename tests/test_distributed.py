@@ -62,6 +62,21 @@ def test_two_workers_run_every_trial_exactly_once(project: Path) -> None:
     assert "tune: chief serving the oracle on 127.0.0.1:" in out
 
 
+def test_a_finished_distributed_search_raised_runs_only_the_new_trial(project: Path) -> None:
+    """The chief ends each trial as a worker reports it: a search that finished and is then
+    raised by one trial runs that trial alone, not again the trials the workers last ended."""
+    code, _, err = finish(tune(project))
+    assert code == 0, err
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tuner"]["max_trials"] = 5
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    code, out, err = finish(tune(project))
+    assert code == 0, err
+    assert "resuming with 4 trials done, 1 to run" in out
+    assert re.findall(r"tuner\d finished trial (\d+)", out) == ["4"], out
+    assert [row["trial"] for row in trials_table(project)] == ["1", "2", "3", "4", "5"]
+
+
 def test_a_worker_killed_mid_search_stops_the_stage_and_the_search_resumes(
     project: Path,
 ) -> None:

@@ -228,18 +228,23 @@ class DigitsTuner(kt.Tuner):
         self.report = report
         self.trials_run = 0
         self.started = time.perf_counter()
+        self.scores: dict[str, float] = {}  # by trial id: a worker's trials carry no score
 
     def run_trial(self, trial: kt.engine.trial.Trial, **_: Any) -> dict[str, float]:
         """Train one proxy model, seeded by trial number so that a trial trains the same
         whichever process or resume runs it."""
         search = self.digits_search
         hyperparameters = declare_space(trial.hyperparameters, search.params.space)
-        return proxy_score(search, hyperparameters, search.params.seed + int(trial.trial_id))
+        result = proxy_score(search, hyperparameters, search.params.seed + int(trial.trial_id))
+        self.scores[trial.trial_id] = result[SELECTION_METRIC]
+        return result
 
     def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
         super().on_trial_end(trial)
         self.trials_run += 1
-        score = f"{trial.score:.4f}" if trial.score is not None else f"{trial.status}"
+        # The chief scores a worker's trial; the worker knows the objective it sent.
+        value = trial.score if trial.score is not None else self.scores.get(trial.trial_id)
+        score = f"{value:.4f}" if value is not None else f"{trial.status}"
         if is_worker():
             self.report(f"tune: {self.tuner_id} finished trial {trial.trial_id}: score {score}")
             return

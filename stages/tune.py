@@ -1,9 +1,10 @@
 """Stage tune: Bayesian search over tuner.space -> the best hyperparameters, metrics and plots.
 
 With `tuner.workers` > 0, or `KERASTUNER_ORACLE_IP`/`KERASTUNER_ORACLE_PORT` set (workers on other
-machines join there), the search runs as Keras Tuner's chief/worker cluster. With
-`KERASTUNER_TUNER_ID` set, this command is one chief or worker of such a search (see
-`digits.processes`): it runs trials and writes no outputs.
+machines join there; a loopback or private address unless `tuner.allow_public_oracle`), the
+search runs as Keras Tuner's chief/worker cluster. With `KERASTUNER_TUNER_ID` set, this command
+is one chief or worker of such a search (see `digits.processes`): it runs trials and writes no
+outputs.
 """
 
 import argparse

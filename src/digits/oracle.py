@@ -6,6 +6,8 @@
   reload does not retry a trial whose file says it completed, so a trial reported done is kept.
 - `read_trials` loads trial files the way `Oracle.reload` does; `count_completed_trials` reads
   their `status` and `score` fields without loading them.
+- `check_oracle_address` vets the chief's address: loopback or private unless
+  `tuner.allow_public_oracle`, since the oracle's gRPC service has no authentication.
 - `role` reads the distributed-tuning environment through `keras_tuner.src.distribute.utils`
   (`has_chief_oracle`, `is_chief_oracle`; not exported by `keras_tuner` itself).
 

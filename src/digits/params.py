@@ -1,8 +1,9 @@
 """params.yaml, parsed and validated once into typed, frozen objects.
 
 Every stage calls `load_params()` and reads only its own section. Any problem (unknown key,
-missing key, wrong type, value out of range) raises `ParamsError` naming the dotted key and what
-is allowed, before any work starts.
+missing key, wrong type, value out of range, a file that is not UTF-8) raises `ParamsError`
+naming the dotted key and what is allowed, before any work starts; just before publishing, the
+stage calls `confirm_unchanged` so that dvc.lock never records params it did not run with.
 
 The file is read as YAML 1.2, as DVC reads and writes it (`dvc exp run -S` writes `1e-05`, which
 YAML 1.1 readers such as PyYAML take for a string), and every number is accepted in any spelling

@@ -14,7 +14,7 @@ from digits import runtime, training
 from digits.data import Split
 from digits.hyperparameters import Hyperparameters
 from digits.mnist import Mnist
-from digits.model import build_model, load_model
+from digits.model import RandomIntensity, build_model, load_model
 from digits.params import AugmentationParams, TrainParams
 from tests.helpers import assert_same_arrays
 
@@ -157,3 +157,42 @@ def test_batch_norm_models_predict_well_after_a_short_run(
     val = tiny_splits["val"]
     accuracy = (model.predict(val.images, verbose=0).argmax(axis=1) == val.labels).mean()
     assert accuracy > 0.8
+
+
+INTENSITY = dataclasses.replace(AUGMENT, contrast_fraction=0.8, noise_std=0.2)
+
+
+def test_random_intensity_changes_training_images_only_and_keeps_them_in_range(
+    tiny_splits: dict[str, Split],
+) -> None:
+    images = keras.ops.cast(tiny_splits["val"].images[:32, :, :, None], "float32") / 255
+    augmented = {}
+    for run in ("a", "b"):
+        keras.backend.clear_session()
+        layer = RandomIntensity(contrast_fraction=0.8, noise_std=0.2, seed=5)
+        assert_same_arrays([keras.ops.convert_to_numpy(layer(images, training=False))],
+                           [keras.ops.convert_to_numpy(images)])  # fmt: skip
+        augmented[run] = keras.ops.convert_to_numpy(layer(images, training=True))
+    np.testing.assert_array_equal(augmented["a"], augmented["b"])  # same seed, same draws
+    assert augmented["a"].min() >= 0 and augmented["a"].max() <= 1
+    background = keras.ops.convert_to_numpy(images) == 0
+    levels = [image[mask].mean() for image, mask in zip(augmented["a"], background, strict=True)]
+    assert max(levels) > 0.2, "some images get a grey background"
+    assert not np.array_equal(augmented["a"], keras.ops.convert_to_numpy(images))
+
+
+def test_intensity_augmented_runs_resume_exactly_and_repeat_bitwise(
+    tmp_path: Path, tiny_splits: dict[str, Split], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = dataclasses.replace(PARAMS, augmentation=INTENSITY)
+    first, a = train(tmp_path, tiny_splits, params, "a")
+    assert "augment_intensity" in [layer.name for layer in load_model(a / "model.keras").layers]
+    kill_after_epoch(monkeypatch, 1)
+    with pytest.raises(Killed):
+        train(tmp_path, tiny_splits, params, "b")
+    monkeypatch.undo()
+    second, b = train(tmp_path, tiny_splits, params, "b")
+    assert first.best_val_accuracy == second.best_val_accuracy
+    assert_same_arrays(
+        load_model(a / "model.keras").get_weights(), load_model(b / "model.keras").get_weights()
+    )

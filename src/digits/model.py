@@ -98,6 +98,52 @@ class RandomAffine(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="digits")
+class RandomIntensity(layers.Layer):
+    """Random contrast, background level and pixel noise per image: x' = clip(b + c x + n, 0, 1).
+
+    Takes and returns N x 28 x 28 x 1 float images in [0, 1]. Active only when training; an
+    identity at inference. Each image draws a contrast c up to `contrast_fraction` below 1, a
+    background level b in [0, 1 - c] (so b + c x stays in [0, 1]) and a noise standard deviation
+    up to `noise_std`, the sd of its per-pixel Gaussian noise n. Intensity jitter and additive
+    noise are the usual photometric training augmentations (Krizhevsky, Sutskever and Hinton
+    (2012), "ImageNet Classification with Deep Convolutional Neural Networks", NeurIPS, alter
+    training images' intensities). Without it, a net that only ever sees white digits on black
+    reads a digit on a grey background as an 8 (MNIST-C's brightness and fog: docs/robustness.md).
+    """
+
+    def __init__(
+        self, contrast_fraction: float, noise_std: float, seed: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.contrast_fraction = contrast_fraction
+        self.noise_std = noise_std
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images: Any, training: bool | None = None) -> Any:
+        if not training:
+            return images
+        batch = ops.shape(images)[0]
+
+        def uniform(low: float, high: float) -> Any:
+            return keras.random.uniform((batch, 1, 1, 1), low, high, seed=self.seed_generator)
+
+        contrast = uniform(1.0 - self.contrast_fraction, 1.0)
+        level = uniform(0.0, 1.0) * (1.0 - contrast)
+        sd = uniform(0.0, self.noise_std)
+        noise = keras.random.normal(ops.shape(images), seed=self.seed_generator) * sd
+        return ops.clip(level + contrast * images + noise, 0.0, 1.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "contrast_fraction": self.contrast_fraction,
+            "noise_std": self.noise_std,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="digits")
 class TemperatureScaling(layers.Layer):
     """Divides its input (the logits, N x 10) by a fixed temperature T > 0; no trainable weights.
 
@@ -133,8 +179,8 @@ def build_model(
     seed: int | None = None,
 ) -> keras.Model:
     """Conv blocks, then a Dropout/Dense head: images N x 28 x 28 uint8 in (scaled to [0, 1]
-    inside), probabilities N x 10 float32 out (softmax). An `augmentation` with any non-zero
-    distortion adds `RandomAffine` (training only).
+    inside), probabilities N x 10 float32 out (softmax). An `augmentation` adds its training-only
+    layers (`RandomAffine`, `RandomIntensity`) for the changes it asks for.
 
     A block is `convs_per_block` x (Conv2D [+ BatchNorm] + ReLU) with MaxPooling2D moved before
     the last BatchNorm + ReLU. Max-pooling commutes with ReLU, so this costs the model little,
@@ -144,14 +190,8 @@ def build_model(
     inputs = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="image")
     x = layers.Rescaling(1 / 255, name="scale")(inputs)
     x = layers.Reshape((*IMAGE_SHAPE, 1), name="add_channel")(x)
-    if augmentation is not None and _augments(augmentation):
-        x = RandomAffine(
-            augmentation.rotation_degrees,
-            augmentation.shift_fraction,
-            augmentation.zoom_fraction,
-            seed=seed,
-            name="augment",
-        )(x)
+    if augmentation is not None:
+        x = _augment(x, augmentation, seed)
     for block in range(hp.conv_blocks):
         filters = hp.base_filters * 2**block
         for conv in range(hp.convs_per_block):
@@ -173,10 +213,28 @@ def build_model(
     return keras.Model(inputs, outputs, name="digits_cnn")
 
 
-def _augments(augmentation: AugmentationParams) -> bool:
-    return any(
+def _augment(x: Any, augmentation: AugmentationParams, seed: int | None) -> Any:
+    """The training-only augmentation layers `augmentation` asks for, applied to `x`:
+    `RandomAffine` for any non-zero distortion, then `RandomIntensity` for any non-zero
+    intensity change (seeded one above `seed`, so its draws are not the affine's)."""
+    if any(
         (augmentation.rotation_degrees, augmentation.shift_fraction, augmentation.zoom_fraction)
-    )
+    ):
+        x = RandomAffine(
+            augmentation.rotation_degrees,
+            augmentation.shift_fraction,
+            augmentation.zoom_fraction,
+            seed=seed,
+            name="augment",
+        )(x)
+    if augmentation.contrast_fraction or augmentation.noise_std:
+        x = RandomIntensity(
+            augmentation.contrast_fraction,
+            augmentation.noise_std,
+            seed=None if seed is None else seed + 1,
+            name="augment_intensity",
+        )(x)
+    return x
 
 
 def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer, loss: Any) -> None:

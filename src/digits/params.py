@@ -295,11 +295,15 @@ class TunerParams:
 
 @dataclass(frozen=True)
 class AugmentationParams:
-    """Random affine distortions applied to training images only."""
+    """Random changes applied to training images only: affine distortions (rotation, shift,
+    zoom) and intensity changes (contrast on a background level, Gaussian pixel noise). The
+    intensity fields default to 0 (off) for code that builds only an affine augmentation."""
 
     rotation_degrees: float
     shift_fraction: float
     zoom_fraction: float
+    contrast_fraction: float = 0.0
+    noise_std: float = 0.0
 
     def __post_init__(self) -> None:
         _require(
@@ -316,6 +320,14 @@ class AugmentationParams:
             0 <= self.zoom_fraction <= 0.3,
             "zoom_fraction",
             f"must be in [0, 0.3], got {self.zoom_fraction}",
+        )
+        _require(
+            0 <= self.contrast_fraction <= 0.9,
+            "contrast_fraction",
+            f"must be in [0, 0.9], got {self.contrast_fraction}",
+        )
+        _require(
+            0 <= self.noise_std <= 0.5, "noise_std", f"must be in [0, 0.5], got {self.noise_std}"
         )
 
 

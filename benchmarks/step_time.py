@@ -129,7 +129,10 @@ def main() -> None:
     augmented = compile_for_training(hp, recipe, train)
     fitted = compile_for_training(hp, recipe, train)
     inference = build_model(hp)
-    augment = RandomAffine(**dataclasses.asdict(recipe.augmentation), seed=recipe.seed)
+    affine = recipe.augmentation
+    augment = RandomAffine(
+        affine.rotation_degrees, affine.shift_fraction, affine.zoom_fraction, seed=recipe.seed
+    )
     forward = tf.function(lambda x: inference(x, training=False))
     forward_train = tf.function(lambda x: plain(x, training=True))
     augmentation = tf.function(lambda x: augment(x, training=True))

@@ -54,8 +54,10 @@ SHEET_MIN = 0.3  # a sheet of paper fills at least this share of a photo
 SHEET_FULL = 0.97  # ...and a region filling this share leaves no surround to cut off
 SHEET_MARGIN = 0.02  # share of the image's shorter side cut off the sheet's edge
 SHEET_SOLIDITY = 0.9  # a sheet (a quadrilateral, cut by the frame) fills this much of its hull
+SHEET_NOISE = 0.1  # a sheet this noisy (share of full scale) is no plain paper or board
+SHEET_ALIKE = 0.2  # ...and at most this share of the frame's edge beyond it is as light (or dark)
 BLOB_WIDTH = 0.5  # a shape whose widest stroke is this share of its size...
-BLOB_FILL = 0.6  # ...and that fills this share of its box is a solid shape, not pen strokes
+BLOB_FILL = 0.75  # ...and that fills this share of its box is a solid shape, not pen strokes
 STDIN = "-"  # the input name that reads one image from standard input
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # scheme://, as in https://...
 # Major brands of the ISO base media file's `ftyp` box that mark a HEIF image (ISO/IEC 23008-12):
@@ -365,9 +367,12 @@ def to_mnist_format(gray: np.ndarray, source: str = "image") -> np.ndarray:
     `gray` is a 2-D grayscale image in [0, 255] (any float or integer dtype), dark-on-light or
     light-on-dark, of any size. The paper is its commonest grey level and the ink the side
     (darker or lighter) that reaches further from it, so the decision rests on the image as a
-    whole, not on its border. Raises DigitsError ("no digit found") when nothing stands out of
-    the paper by MIN_CONTRAST of full scale and NOISE_MARGIN noise deviations, or when the ink
-    is a speck smaller than MIN_DIGIT_PIXELS.
+    whole, not on its border. In a photo that shows what the paper lies on, the digit is read on
+    the sheet alone (see `_sheet_ink`). Raises DigitsError ("no digit found") when nothing
+    stands out of the paper by MIN_CONTRAST of full scale and NOISE_MARGIN noise deviations,
+    when the ink is a speck smaller than MIN_DIGIT_PIXELS, or when a sheet shows but holds no
+    digit; and ("no sheet with a digit found") when the strongest shape is solid, not strokes
+    (a note too small to be found as a sheet, read as ink itself).
     """
     gray = np.asarray(gray, dtype=np.float32)
     if gray.ndim != 2 or min(gray.shape) < 1:
@@ -375,7 +380,7 @@ def to_mnist_format(gray: np.ndarray, source: str = "image") -> np.ndarray:
     if np.ptp(gray) == 0:
         raise DigitsError(f"{source}: no digit found (the image is one flat colour)")
     work = _shrunk(gray, WORK_SIDE)
-    found = _sheet_ink(work)
+    found = _sheet_ink(work, source)
     if found is None:
         found = _ink(work, _polarity(work))
     if not _stands_out(found):
@@ -389,6 +394,12 @@ def to_mnist_format(gray: np.ndarray, source: str = "image") -> np.ndarray:
         raise DigitsError(
             f"{source}: no digit found (only a speck of ink, {width}x{height} pixels; a digit "
             f"needs at least {MIN_DIGIT_PIXELS} pixels)"
+        )
+    if _is_blob(core):
+        raise DigitsError(
+            f"{source}: no sheet with a digit found (the strongest shape, {width}x{height} "
+            "pixels, is solid, not pen strokes); crop the photo to the paper around the digit "
+            "or photograph it on a plain background"
         )
     rows, cols = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
     crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
@@ -480,39 +491,60 @@ def _stands_out(found: _Ink) -> bool:
     return found.peak >= max(NOISE_MARGIN * found.noise, MIN_CONTRAST * 255)
 
 
-def _sheet_ink(work: np.ndarray) -> _Ink | None:
+def _sheet_ink(work: np.ndarray, source: str) -> _Ink | None:
     """The ink on the sheet of paper (or board) in a photo that shows what it lies on, or None.
 
     The sheet is the largest light region (for dark ink; the largest dark region for chalk) of
     the image split at Otsu's threshold ("A threshold selection method from gray-level
     histograms", IEEE SMC 9(1), 1979) on a small smoothed copy, its holes (the digit) filled.
     Of the two polarities, the one whose sheet holds ink standing furthest out of its noise
-    wins. Returns None when neither region is a sheet (see `_sheet_reading`): the image is all
-    paper, or a digit cut by the image's edge splits the paper into pieces.
+    wins. Returns None when neither region is a sheet (`_is_sheet`): the image is all paper, or
+    a digit that crosses the image's edge cuts the paper into pieces. Raises DigitsError when a
+    plain sheet (noise under SHEET_NOISE of full scale) shows but holds no digit.
     """
     small = ndimage.gaussian_filter(_shrunk(work, BACKGROUND_SIDE), 1.0)
     light = small > _otsu(small)
-    readings = [
-        _sheet_reading(work, _largest_filled(region), sign)
-        for sign, region in ((-1.0, light), (1.0, ~light))
-    ]
-    found = [reading for reading in readings if reading is not None]
+    sheets = [(sign, _largest_filled(side)) for sign, side in ((-1.0, light), (1.0, ~light))]
+    sheets = [(sign, sheet) for sign, sheet in sheets if _is_sheet(sheet, light == (sign < 0))]
+    readings = [_sheet_reading(work, sheet, sign) for sign, sheet in sheets]
+    found = [reading for reading in readings if reading is not None and _stands_out(reading)]
+    if not found and any(r is not None and r.noise < SHEET_NOISE * 255 for r in readings):
+        raise DigitsError(
+            f"{source}: no digit found on the sheet (nothing on it stands out as pen strokes "
+            "clear of its edges); photograph the digit closer, or crop the photo to the paper "
+            "around it"
+        )
     return max(found, key=lambda reading: reading.peak / reading.noise, default=None)
 
 
-def _sheet_reading(work: np.ndarray, region: np.ndarray, sign: float) -> _Ink | None:
-    """The ink of `work` on the sheet `region` (a mask of a small copy), or None if it is none.
+def _is_sheet(region: np.ndarray, same: np.ndarray) -> bool:
+    """Whether `region` (a filled mask) is a sheet lying on a surround of another level.
 
-    A sheet fills SHEET_MIN to SHEET_FULL of the frame (more leaves no surround to cut off) and
-    at least SHEET_SOLIDITY of its convex hull (a quadrilateral cut by the frame's edges). The
-    region is scaled to `work` and SHEET_MARGIN of the shorter side is cut off its edge (the
-    sheet's blurred edge and shadow); outside it, each pixel takes the value of the nearest
-    pixel inside, so the surround neither looks like ink nor moves the paper level. Its ink
-    must stand out (`_stands_out`), be pen strokes, not a solid shape (`_is_blob`), and stay
-    clear of the cut edge (else the "sheet" is paper beside a digit that crosses it).
+    A sheet fills SHEET_MIN to SHEET_FULL of the frame (more leaves no surround), at least
+    SHEET_SOLIDITY of its convex hull (a quadrilateral cut by the frame's edges), and at most
+    SHEET_ALIKE of the frame's edge outside it is of its own class (`same`): paper beside (or
+    inside) a digit that crosses the image is no sheet, since the paper goes on past the digit.
     """
-    if not SHEET_MIN <= region.mean() < SHEET_FULL or _solidity(region) < SHEET_SOLIDITY:
-        return None
+    share = float(region.mean())
+    if not SHEET_MIN <= share < SHEET_FULL or _solidity(region) < SHEET_SOLIDITY:
+        return False
+    border = np.ones_like(region)
+    border[1:-1, 1:-1] = False
+    outside = border & ~region
+    return float((same & outside).sum()) <= SHEET_ALIKE * float(outside.sum())
+
+
+def _sheet_reading(work: np.ndarray, region: np.ndarray, sign: float) -> _Ink | None:
+    """The ink of `work` on the sheet `region` (a mask of a small copy): none of it stands out
+    on a blank sheet; None if the region is no sheet after all.
+
+    The region is scaled to `work` and SHEET_MARGIN of the shorter side is cut off its edge (the
+    sheet's blurred edge and shadow); outside it, each pixel takes the value of the nearest
+    pixel inside, so the surround neither looks like ink nor moves the paper level. Ink that
+    stands out must be pen strokes, not a solid shape (`_is_blob`: the hole of a cropped 0 is
+    paper inside a dark region), and stay clear of the cut edge (paper beside a digit that
+    crosses it).
+    """
     scaled = Image.fromarray(region.astype(np.uint8) * 255).resize(
         work.shape[::-1], Image.Resampling.BILINEAR
     )
@@ -525,7 +557,7 @@ def _sheet_reading(work: np.ndarray, region: np.ndarray, sign: float) -> _Ink | 
     smooth = found.smooth * inside
     found = _Ink(ink=found.ink * inside, smooth=smooth, noise=found.noise, peak=float(smooth.max()))
     if not _stands_out(found):
-        return None
+        return found
     core, keep = _digit_mask(found.smooth, found.peak, found.noise)
     edge = ~ndimage.binary_erosion(inside, iterations=2, border_value=1)
     return None if _is_blob(core) or (keep & edge).any() else found
@@ -540,13 +572,14 @@ def _solidity(region: np.ndarray) -> float:
 
 
 def _is_blob(core: np.ndarray) -> bool:
-    """Whether ink (a boolean mask) is one solid shape rather than pen strokes: its widest
-    stroke is more than BLOB_WIDTH of its size and it fills more than BLOB_FILL of its box."""
+    """Whether ink (a boolean mask) is one solid shape rather than pen strokes: with its holes
+    filled (a note with a digit on it, read as ink itself) its widest part is more than
+    BLOB_WIDTH of its size, and it fills more than BLOB_FILL of its box."""
     rows, cols = np.flatnonzero(core.any(axis=1)), np.flatnonzero(core.any(axis=0))
     if rows.size == 0:
         return False
     height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
-    widest = 2 * float(ndimage.distance_transform_edt(core).max())
+    widest = 2 * float(ndimage.distance_transform_edt(ndimage.binary_fill_holes(core)).max())
     return widest > BLOB_WIDTH * max(height, width) and core.sum() > BLOB_FILL * height * width
 
 

@@ -8,7 +8,7 @@ from digits.data import load_split
 from digits.errors import run_stage
 from digits.evaluation import load_predictions
 from digits.files import atomic_path, write_json
-from digits.params import confirm_unchanged, load_params
+from digits.params import ErrorAnalysisParams, confirm_unchanged, load_section
 
 
 def main() -> None:
@@ -19,15 +19,14 @@ def main() -> None:
     parser.add_argument("--plots", type=Path, required=True, help="figures and tables")
     args = parser.parse_args()
 
-    loaded = load_params()
-    params = loaded.error_analysis
+    params = load_section(ErrorAnalysisParams)
     predictions = load_predictions(args.predictions)
     test = load_split(args.test)
     found = find_errors(predictions, test.images, params.top_pairs)
     with atomic_path(args.plots) as staging:
         write_figures(found, predictions, test.images, params, staging / "images")
         write_tables(found, predictions, staging)
-        confirm_unchanged(loaded, "error_analysis")
+        confirm_unchanged(params, stage="error_analysis")
     write_json(args.metrics, found.metrics())
     top = ", ".join(f"{p.actual} as {p.predicted} ({p.count})" for p in found.pairs)
     print(

@@ -16,7 +16,7 @@ from digits.evaluation import (
 )
 from digits.files import write_csv, write_json
 from digits.model import load_model
-from digits.params import confirm_unchanged, load_params
+from digits.params import EvaluateParams, RuntimeParams, confirm_unchanged, load_section
 
 
 def main() -> None:
@@ -29,14 +29,14 @@ def main() -> None:
     parser.add_argument("--per-class", type=Path, required=True, help="per-digit scores (CSV)")
     args = parser.parse_args()
 
-    params = load_params()
-    settings = runtime.configure(seed=0, threads=params.runtime.threads)
+    runtime_params, params = load_section(RuntimeParams), load_section(EvaluateParams)
+    settings = runtime.configure(seed=0, threads=runtime_params.threads)
     test = load_split(args.test)
     model = load_model(args.model)
-    probabilities = model.predict(test.images, batch_size=params.evaluate.batch_size, verbose=0)
+    probabilities = model.predict(test.images, batch_size=params.batch_size, verbose=0)
     predictions = Predictions(probabilities.astype("float32"), test.labels, temperature_of(model))
 
-    confirm_unchanged(params, "evaluate")
+    confirm_unchanged(runtime_params, params, stage="evaluate")
     save_predictions(predictions, args.predictions)
     metrics = evaluation_metrics(predictions)
     write_json(args.metrics, {**metrics, "environment": settings["environment"]})

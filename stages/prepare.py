@@ -6,7 +6,7 @@ from pathlib import Path
 from digits.data import class_counts, save_split, split_mnist
 from digits.errors import run_stage
 from digits.mnist import load_mnist
-from digits.params import confirm_unchanged, load_params
+from digits.params import PrepareParams, confirm_unchanged, load_section
 
 
 def main() -> None:
@@ -14,11 +14,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for {train,val,test}.npz")
     args = parser.parse_args()
 
-    loaded = load_params()
-    params = loaded.prepare
+    params = load_section(PrepareParams)
     mnist = load_mnist(mirror=params.mirror)
     splits = split_mnist(mnist, params)
-    confirm_unchanged(loaded, "prepare")
+    confirm_unchanged(params, stage="prepare")
     for name, split in splits.items():
         save_split(split, args.out / f"{name}.npz")
         print(f"prepare: {name}: {len(split):,} images, per digit {class_counts(split.labels)}")

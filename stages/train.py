@@ -17,7 +17,7 @@ from digits.data import load_split
 from digits.errors import run_stage
 from digits.files import write_json
 from digits.hyperparameters import Hyperparameters
-from digits.params import confirm_unchanged, load_params
+from digits.params import RuntimeParams, TrainParams, confirm_unchanged, load_section
 from digits.training import (
     best_model,
     compile_for_training,
@@ -39,21 +39,21 @@ def main() -> None:
     parser.add_argument("--curves", type=Path, required=True, help="DVCLive curves per epoch")
     args = parser.parse_args()
 
-    params = load_params()
-    settings = runtime.configure(params.train.seed, params.runtime.threads)
+    runtime_params, params = load_section(RuntimeParams), load_section(TrainParams)
+    settings = runtime.configure(params.seed, runtime_params.threads)
     hyperparameters = Hyperparameters.load(args.hyperparameters)
     train, val = load_split(args.train), load_split(args.val)
-    model = compile_for_training(hyperparameters, params.train, train)
-    key = run_key(model, params.train, train, val, params.runtime.threads)
+    model = compile_for_training(hyperparameters, params, train)
+    key = run_key(model, params, train, val, runtime_params.threads)
     checkpoints = args.model.with_suffix(".checkpoints")
     discard_other_runs(checkpoints, key, print)
-    result = train_model(model, params.train, train, val, checkpoints / key)
+    result = train_model(model, params, train, val, checkpoints / key)
 
     best = best_model(checkpoints / key)
     val_logits = logits(best, val.images)
     temperature = fit_temperature(val_logits, val.labels)
     val_nll = scaled_nll(val_logits, val.labels, temperature)
-    confirm_unchanged(params, "train")
+    confirm_unchanged(runtime_params, params, stage="train")
     publish(with_temperature(best, temperature), checkpoints / key, args.model, args.curves)
     calibration = {"temperature": round(temperature, 6), "val_nll": round(val_nll, 6)}
     write_json(args.metrics, {**result.metrics(), **calibration, **settings})

@@ -18,7 +18,7 @@ from digits.errors import run_stage
 from digits.files import write_csv, write_json
 from digits.importance import importances, searched_dimensions
 from digits.model import SELECTION_METRIC
-from digits.params import confirm_unchanged, load_params
+from digits.params import RuntimeParams, TunerParams, confirm_unchanged, load_section
 from digits.plots import importance_bars, marginals, tuning_progress
 from digits.processes import run_cluster, run_in_chunks, wait_for_chief
 from digits.search import (
@@ -43,18 +43,18 @@ def main() -> None:
     parser.add_argument("--plots", type=Path, required=True, help="trials table and figures")
     args = parser.parse_args()
 
-    params = load_params()
+    runtime_params, params = load_section(RuntimeParams), load_section(TunerParams)
     role = oracle.role()
     address = oracle.oracle_address()
     if address:  # the chief's: where a chief serves, or the one a worker joins
-        oracle.check_oracle_address(address[0], params.tuner.allow_public_oracle, role == "worker")
+        oracle.check_oracle_address(address[0], params.allow_public_oracle, role == "worker")
     if not role:  # Keras Tuner reads these itself; only the chief and workers may see them
         for name in (oracle.ORACLE_IP, oracle.ORACLE_PORT):
             os.environ.pop(name, None)
-    runtime.configure(params.tuner.seed, params.runtime.threads)
+    runtime.configure(params.seed, runtime_params.threads)
     search = Search.prepare(
-        params.tuner, load_split(args.train), load_split(args.val), args.state,
-        params.runtime.threads,
+        params, load_split(args.train), load_split(args.val), args.state,
+        runtime_params.threads,
     )  # fmt: skip
     if role == "worker":
         wait_for_chief(*address)
@@ -64,10 +64,10 @@ def main() -> None:
 
     done = describe(search, print)
     if done < search.planned_trials:
-        if params.tuner.workers or address:
+        if params.workers or address:
             run_cluster(search, [sys.executable, *sys.argv], address)
-        elif params.tuner.trials_per_process:
-            run_in_chunks(search, params.runtime.threads)
+        elif params.trials_per_process:
+            run_in_chunks(search, runtime_params.threads)
         else:
             run_trials(search.tuner())
     records = search.completed()
@@ -76,15 +76,15 @@ def main() -> None:
     prune_searches(search, print)
 
     rows = trial_table(records)
-    mattered = importances(rows, params.tuner.space)
+    mattered = importances(rows, params.space)
     metrics = {**summary_metrics(records, noise), "importance": mattered}
-    confirm_unchanged(params, "tune")
+    confirm_unchanged(runtime_params, params, stage="tune")
     write_json(args.best, best.hyperparameters)
     write_json(args.metrics, metrics)
     write_csv(args.plots / "trials.csv", rows)
     tuning_progress(rows, metrics["seed_sd"], args.plots / "progress.png", SELECTION_METRIC)
-    searched = searched_dimensions(params.tuner.space)
-    log_scale = {d.name for d in params.tuner.space.dimensions if d.sampling == "log"}
+    searched = searched_dimensions(params.space)
+    log_scale = {d.name for d in params.space.dimensions if d.sampling == "log"}
     marginals(rows, searched, log_scale, args.plots / "marginals.png", SELECTION_METRIC)
     importance_bars(mattered, len(rows), args.plots / "importance.png")
     print(

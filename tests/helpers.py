@@ -16,12 +16,26 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
+from ruamel.yaml import YAML
 
 from digits.data import Split, save_split
 from digits.params import SearchDimension, SearchSpace, TunerParams
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file as DVC reads it (YAML 1.2)."""
+    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+
+
+def write_yaml(path: Path, data: Any) -> None:
+    """`data` as block-style YAML 1.2, keys in their order."""
+    writer = YAML(typ="safe", pure=True)
+    writer.default_flow_style = False
+    writer.sort_base_mapping_type_on_output = False
+    with path.open("w", encoding="utf-8") as stream:
+        writer.dump(data, stream)
 
 
 def assert_same_arrays(left: list[np.ndarray], right: list[np.ndarray]) -> None:
@@ -79,9 +93,9 @@ def tuner_section(params: TunerParams) -> dict[str, Any]:
 def stage_project(folder: Path, splits: dict[str, Split], tuner: TunerParams) -> Path:
     """A working directory like the repository's for running stage scripts directly: this
     checkout's params.yaml with `tuner` as its tuner section, and the prepared splits."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = read_yaml(REPO / "params.yaml")
     params["tuner"] = tuner_section(tuner)
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_yaml(folder / "params.yaml", params)
     for name, split in splits.items():
         save_split(split, folder / "data" / "prepared" / f"{name}.npz")
     return folder
@@ -89,7 +103,7 @@ def stage_project(folder: Path, splits: dict[str, Split], tuner: TunerParams) ->
 
 def stage_command(stage: str) -> list[str]:
     """The stage's `cmd` from dvc.yaml, with the script as an absolute path into this checkout."""
-    words = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["cmd"].split()
+    words = read_yaml(REPO / "dvc.yaml")["stages"][stage]["cmd"].split()
     assert words[0] == "python"
     return [sys.executable, str(REPO / words[1]), *words[2:]]
 
@@ -147,10 +161,10 @@ def copy_project(workdir: Path, tiny: bool = True) -> Path:
             (workdir / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, workdir / name)
     if tiny:
-        params = yaml.safe_load((workdir / "params.yaml").read_text())
+        params = read_yaml(workdir / "params.yaml")
         for section, values in TINY.items():
             params[section].update(values)
-        (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        write_yaml(workdir / "params.yaml", params)
         for stale in ("dvc.lock", "metrics", "plots"):
             path = workdir / stale
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)

@@ -13,16 +13,23 @@ from pathlib import Path
 
 import psutil
 import pytest
-import yaml
 
 from digits.data import Split
 from digits.oracle import read_trials
 from digits.processes import free_port
-from tests.helpers import REPO, TINY_TUNER, copy_project, dvc_env, run, stage_command, stage_project
-
-STAGES_TUNE_CMD = " ".join(
-    yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["tune"]["cmd"].split()
+from tests.helpers import (
+    REPO,
+    TINY_TUNER,
+    copy_project,
+    dvc_env,
+    read_yaml,
+    run,
+    stage_command,
+    stage_project,
+    write_yaml,
 )
+
+STAGES_TUNE_CMD = " ".join(read_yaml(REPO / "dvc.yaml")["stages"]["tune"]["cmd"].split())
 
 pytestmark = pytest.mark.slow
 
@@ -67,9 +74,9 @@ def test_a_finished_distributed_search_raised_runs_only_the_new_trial(project: P
     raised by one trial runs that trial alone, not again the trials the workers last ended."""
     code, _, err = finish(tune(project))
     assert code == 0, err
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    params = read_yaml(project / "params.yaml")
     params["tuner"]["max_trials"] = 5
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_yaml(project / "params.yaml", params)
     code, out, err = finish(tune(project))
     assert code == 0, err
     assert "resuming with 4 trials done, 1 to run" in out
@@ -177,9 +184,9 @@ def test_the_readme_multi_machine_recipe_runs_on_loopback(
     clones = []
     for name in ("chief", "remote"):
         clone = copy_project(tmp_path_factory.mktemp(name))
-        params = yaml.safe_load((clone / "params.yaml").read_text())
+        params = read_yaml(clone / "params.yaml")
         params["tuner"].update(max_trials=3, workers=0)
-        (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        write_yaml(clone / "params.yaml", params)
         clones.append(clone)
     chief_command = readme_block("dvc repro tune").replace("<this machine's IP>", "127.0.0.1")
     worker_command = readme_block("KERASTUNER_TUNER_ID=remote1").replace("<chief IP>", "127.0.0.1")

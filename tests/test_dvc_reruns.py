@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.helpers import copy_project, dvc_env, git, run, run_unchecked
+from tests.helpers import copy_project, dvc_env, git, read_yaml, run, run_unchecked
 
 pytestmark = pytest.mark.e2e
 
@@ -111,7 +110,7 @@ def test_a_second_exp_run_during_a_run_fails_it_instead_of_recording_a_lie(
         changed = "error: params.yaml: evaluate.batch_size changed (1000 -> 500) while the "
         assert changed in output
         assert "one `dvc exp run` per workspace" in output
-        lock = yaml.safe_load((project / "dvc.lock").read_text())
+        lock = read_yaml(project / "dvc.lock")
         recorded = lock["stages"]["evaluate"]["params"]["params.yaml"]["evaluate"]
         assert recorded == {"batch_size": 1000}, "dvc.lock keeps what evaluate ran with"
     finally:

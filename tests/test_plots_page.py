@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from digits import vega_bundle
-from tests.helpers import REPO, copy_project, require, run
+from tests.helpers import REPO, copy_project, read_yaml, require, run
 
 CONFUSION = "plots/evaluate/confusion.csv"
 CHROMIUM_FLAGS = (
@@ -127,7 +126,7 @@ def test_every_declared_plot_has_data_in_both_revisions(diff_page: tuple[Path, P
     repo, _ = diff_page
     loaded = json.loads(run(repo, "dvc", "plots", "diff", "main", "--json"))
     assert loaded.get("errors", []) == []
-    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
+    declared = read_yaml(repo / "dvc.yaml")["plots"]
     for entry in declared:
         if isinstance(entry, dict):
             title = next(iter(entry))
@@ -148,7 +147,7 @@ def test_the_plots_diff_page_renders_every_plot_offline(diff_page: tuple[Path, P
     assert errors == []
     assert all(url.startswith("file://") for url in shown["resources"]), shown["resources"]
 
-    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
+    declared = read_yaml(repo / "dvc.yaml")["plots"]
     vega_ids = [div_id(next(iter(entry))) for entry in declared if isinstance(entry, dict)]
     assert shown["embeds"] == ["ok"] * len(vega_ids)
     for plot in vega_ids:

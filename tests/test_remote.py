@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from PIL import Image
 
 from digits.mnist import Mnist, default_cache_dir
-from tests.helpers import copy_project, dvc_env, git, require, run, run_unchecked
+from tests.helpers import copy_project, dvc_env, git, read_yaml, require, run, run_unchecked
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +63,7 @@ def md5(path: Path) -> str:
 
 def lock_md5(repo: Path, path: str) -> str:
     """The md5 dvc.lock records for an output of the pipeline."""
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    lock = read_yaml(repo / "dvc.lock")
     for stage in lock["stages"].values():
         for out in stage.get("outs", []):
             if out["path"] == path:

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.helpers import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 LIBRARY = REPO / "src" / "digits"
-STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+STAGES = read_yaml(REPO / "dvc.yaml")["stages"]
 
 
 def runtime_imports(tree: ast.AST) -> Iterator[ast.ImportFrom]:

@@ -1,26 +1,25 @@
-"""params.yaml, parsed and validated once into typed, frozen objects.
+"""params.yaml, parsed and validated once, by pydantic, into typed, frozen objects.
 
-Every stage calls `load_params()` and reads only its own section. Any problem (unknown key,
-missing key, wrong type, value out of range, a file that is not UTF-8) raises `ParamsError`
-naming the dotted key and what is allowed, before any work starts; just before publishing, the
-stage calls `confirm_unchanged` so that dvc.lock never records params it did not run with.
+Each stage loads only the sections it reads (`load_section`), the ones `dvc.yaml` lists for it.
+Any problem (unknown key, missing key, wrong type, value out of range) raises `ParamsError`: one
+line naming the dotted key, the value and what is allowed, before any work starts.
 
 The file is read as YAML 1.2, as DVC reads and writes it (`dvc exp run -S` writes `1e-05`, which
 YAML 1.1 readers such as PyYAML take for a string), and every number is accepted in any spelling
 YAML 1.2 gives it: `1e-05`, `0.00001`, `1E3`, `0x10`, `0o17`, `+5`, and `5.0` or `1e2` for an
-integer.
+integer; true and false are not numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import types
-import typing
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args
 
+import pydantic
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
@@ -28,34 +27,99 @@ from digits.errors import DigitsError
 from digits.hyperparameters import Dimension, Hyperparameters
 
 PARAMS_FILE = Path("params.yaml")
+STRICT = ConfigDict(extra="forbid", frozen=True)
+ONE_RUN_PER_WORKSPACE = (
+    "run one `dvc exp run` per workspace at a time (for more, `dvc exp run --queue ...` each, "
+    "then `dvc queue start`)"
+)
 
 
 class ParamsError(DigitsError):
     """params.yaml does not describe a valid run."""
 
 
-class _Invalid(Exception):
-    """Raised inside a section's checks; the loader prefixes the dotted key."""
+class FieldError(ValueError):
+    """A check that spans fields, raised inside a validator: names the field `message` is about
+    (pydantic reports such errors at the enclosing object)."""
 
-    def __init__(self, key: str, message: str) -> None:
+    def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
-        self.key = key
-        self.message = message
+        self.field = field
 
 
-def _require(condition: bool, key: str, message: str) -> None:
-    if not condition:
-        raise _Invalid(key, message)
+def _yaml_1_2(text: str) -> Any:
+    return YAML(typ="safe", pure=True).load(text)
 
 
-@dataclass(frozen=True)
+def _number(kind: type) -> BeforeValidator:
+    """Accept `kind` (int or float) in any YAML 1.2 spelling, quoted ones included."""
+
+    def convert(value: Any) -> int | float:
+        if isinstance(value, str):
+            try:
+                parsed = _yaml_1_2(value)
+            except YAMLError:
+                parsed = value
+            value = parsed if isinstance(parsed, (int, float)) else value
+        what = "an integer" if kind is int else "a number"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be {what}")
+        if not math.isfinite(value):
+            raise ValueError("must be finite")
+        if kind is int and not float(value).is_integer():
+            raise ValueError("must be an integer")
+        return kind(value)
+
+    return BeforeValidator(convert)
+
+
+Int = Annotated[int, _number(int)]
+Float = Annotated[float, _number(float)]
+T = TypeVar("T")
+
+
+class Choice(BaseModel, Generic[T]):
+    """A search dimension drawn from a list of `values`."""
+
+    model_config = STRICT
+    values: tuple[T, ...] = Field(min_length=1)
+
+    @pydantic.model_validator(mode="after")
+    def _distinct(self) -> Choice[T]:
+        if len(set(self.values)) != len(self.values):
+            raise FieldError("values", f"lists a value twice: {list(self.values)}")
+        return self
+
+
+class Range(BaseModel, Generic[T]):
+    """A search dimension drawn from `min`..`max` (every `step`, or continuous for floats);
+    with `sampling: log`, `step` multiplies (min, min*step, ...), as in Keras Tuner."""
+
+    model_config = STRICT
+    min: T
+    max: T
+    step: T | None = None
+    sampling: Literal["linear", "log"] = "linear"
+
+    @pydantic.model_validator(mode="after")
+    def _keras_tuner_accepts(self) -> Range[T]:
+        if self.min > self.max:
+            raise FieldError("min", f"({self.min}) must not exceed max ({self.max})")
+        if self.sampling == "log" and self.min <= 0:
+            raise FieldError("min", f"must be > 0 with sampling: log, got {self.min}")
+        if self.sampling == "log" and self.step is not None and self.step <= 1:
+            raise FieldError(
+                "step", f"must be > 1 with sampling: log (it multiplies), got {self.step}"
+            )
+        if self.sampling == "linear" and self.step is not None and self.step <= 0:
+            raise FieldError("step", f"must be > 0, got {self.step}")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
 class SearchDimension:
-    """How one hyperparameter is searched: a list of `values`, or a `min`..`max` range.
-
-    Values are already converted to the dimension's type, and every combination Keras Tuner
-    would refuse at search time (mixed types in a choice, `step <= 1` with log sampling, ...)
-    is refused here, at load.
-    """
+    """How one hyperparameter is searched: a list of `values`, or a `min`..`max` range, each
+    value already of the dimension's type (int, float or bool, as `Hyperparameters` says)."""
 
     name: str
     values: tuple[Any, ...] | None = None
@@ -66,8 +130,7 @@ class SearchDimension:
 
     @property
     def kind(self) -> type:
-        """int, float or bool, as `Hyperparameters` declares the field."""
-        return typing.get_type_hints(Hyperparameters)[self.name]
+        return next(d.kind for d in Hyperparameters.dimensions() if d.name == self.name)
 
     @property
     def is_choice(self) -> bool:
@@ -87,75 +150,7 @@ class SearchDimension:
         return int((self.max - self.min) // self.step) + 1
 
 
-def _parse_dimension(dimension: Dimension, raw: Any) -> SearchDimension:
-    """Check one `tuner.space` entry against its dimension; raises `_Invalid` with a sub-key."""
-    kind, name = dimension.kind, dimension.name
-    _require(
-        isinstance(raw, dict), "", f"must be a mapping with `values` or `min`/`max`, got {raw!r}"
-    )
-    unknown = sorted(set(raw) - {"values", "min", "max", "step", "sampling"})
-    _require(
-        not unknown,
-        unknown[0] if unknown else "",
-        "unknown key; allowed: values, min, max, step, sampling",
-    )
-    in_range = f"[{dimension.lowest}, {dimension.highest}]"
-    if "values" in raw:
-        _require(
-            not {"min", "max", "step", "sampling"} & set(raw),
-            "values",
-            "give either `values` or `min`/`max` (+ `step`, `sampling`), not both",
-        )
-        listed = raw["values"]
-        _require(
-            isinstance(listed, list) and listed,
-            "values",
-            f"must be a non-empty list, got {listed!r}",
-        )
-        values = tuple(_value(item, kind, "values") for item in listed)
-        _require(len(set(values)) == len(values), "values", f"lists a value twice: {listed}")
-        if kind is not bool:
-            for value in values:
-                _require(
-                    dimension.lowest <= value <= dimension.highest,
-                    "values",
-                    f"must lie in {in_range}, got {value!r}",
-                )
-        return SearchDimension(name, values=values)
-    _require(kind is not bool, "values", "a yes/no dimension takes `values: [true, false]`")
-    for key in ("min", "max"):
-        _require(key in raw, key, "is missing (or give `values`)")
-    low, high = _value(raw["min"], kind, "min"), _value(raw["max"], kind, "max")
-    for key, value in (("min", low), ("max", high)):
-        _require(
-            dimension.lowest <= value <= dimension.highest,
-            key,
-            f"must lie in {in_range}, got {value}",
-        )
-    _require(low <= high, "min", f"({low}) must not exceed max ({high})")
-    sampling = raw.get("sampling", "linear")
-    _require(sampling in ("linear", "log"), "sampling", f"must be linear or log, got {sampling!r}")
-    step = None if raw.get("step") is None else _value(raw["step"], kind, "step")
-    if sampling == "log":
-        _require(low > 0, "min", "must be > 0 with sampling: log")
-        _require(
-            step is None or step > 1,
-            "step",
-            f"must be > 1 with sampling: log (it multiplies: min, min*step, ...), got {step}",
-        )
-    else:
-        _require(step is None or step > 0, "step", f"must be > 0, got {step}")
-    return SearchDimension(name, min=low, max=high, step=step, sampling=sampling)
-
-
-def _value(raw: Any, kind: type, key: str) -> Any:
-    if kind is bool:
-        _require(isinstance(raw, bool), key, f"must be true or false, got {raw!r}")
-        return raw
-    return _number(raw, kind, key)
-
-
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """What Keras Tuner searches: one `SearchDimension` per field of `Hyperparameters`, in order."""
 
@@ -169,77 +164,123 @@ class SearchSpace:
         """The number of distinct points (`math.inf` if any dimension is continuous)."""
         return math.prod(dimension.size for dimension in self.dimensions)
 
-    @classmethod
-    def parse(cls, raw: Any, key: str) -> SearchSpace:
-        _require(isinstance(raw, dict), key, f"must be a mapping, got {raw!r}")
-        dimensions = Hyperparameters.dimensions()
-        names = [dimension.name for dimension in dimensions]
-        unknown = sorted(set(raw) - set(names))
-        _require(
-            not unknown,
-            f"{key}.{unknown[0]}" if unknown else key,
-            f"unknown dimension; the model has: {', '.join(names)}",
+
+def _form(raw: Any) -> str:
+    """Which form a dimension's spec takes: a choice when it lists `values`."""
+    return "choice" if isinstance(raw, dict) and "values" in raw else "range"
+
+
+def _within(dimension: Dimension) -> pydantic.AfterValidator:
+    """Every value a dimension's spec can draw lies in the range `Hyperparameters` allows."""
+
+    def check(spec: Choice | Range) -> Choice | Range:
+        drawn = (
+            {"values": spec.values}
+            if isinstance(spec, Choice)
+            else {"min": (spec.min,), "max": (spec.max,)}
         )
-        parsed = []
-        for dimension in dimensions:
-            _require(dimension.name in raw, f"{key}.{dimension.name}", "is missing")
-            try:
-                parsed.append(_parse_dimension(dimension, raw[dimension.name]))
-            except _Invalid as error:
-                sub = f".{error.key}" if error.key else ""
-                raise _Invalid(f"{key}.{dimension.name}{sub}", error.message) from None
-        return cls(tuple(parsed))
+        for key, values in drawn.items():
+            for value in values:
+                if not dimension.lowest <= value <= dimension.highest:
+                    bounds = f"[{dimension.lowest:g}, {dimension.highest:g}]"
+                    raise FieldError(key, f"must lie in {bounds}, got {value!r}")
+        return spec
+
+    return pydantic.AfterValidator(check)
 
 
-@dataclass(frozen=True)
+def _spec(dimension: Dimension) -> Any:
+    """The pydantic type of one `tuner.space` entry: `values: [...]`, or for numbers a range."""
+    if dimension.kind is bool:
+        return Choice[pydantic.StrictBool]
+    kind = Int if dimension.kind is int else Float
+    forms = Annotated[Choice[kind], Tag("choice")] | Annotated[Range[kind], Tag("range")]
+    return Annotated[forms, Discriminator(_form), _within(dimension)]
+
+
+_SpaceSpec = pydantic.create_model(
+    "SearchSpaceSpec",
+    __config__=STRICT,
+    **{dimension.name: (_spec(dimension), ...) for dimension in Hyperparameters.dimensions()},
+)
+
+
+def _space(raw: Any) -> SearchSpace:
+    """`tuner.space` as params.yaml writes it (a mapping of dimension specs), validated."""
+    if isinstance(raw, SearchSpace):
+        return raw
+    try:
+        spec = _SpaceSpec.model_validate(raw)
+    except pydantic.ValidationError as error:
+        key, message = _first_problem(error, _SpaceSpec)
+        raise FieldError(key, message) from None
+    dimensions = []
+    for name in _SpaceSpec.model_fields:
+        form = getattr(spec, name)
+        if isinstance(form, Choice):
+            dimensions.append(SearchDimension(name, values=form.values))
+        else:
+            dimensions.append(
+                SearchDimension(
+                    name, min=form.min, max=form.max, step=form.step, sampling=form.sampling
+                )
+            )
+    return SearchSpace(tuple(dimensions))
+
+
+SECTION = pydantic.dataclasses.dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+
+
+@SECTION
+class RuntimeParams:
+    """How TensorFlow uses the machine; results are reproducible for a fixed thread count."""
+
+    KEY: ClassVar[str] = "runtime"
+    threads: Annotated[Int, Field(ge=1, le=256)]
+
+
+@SECTION
 class PrepareParams:
+    KEY: ClassVar[str] = "prepare"
     mirror: str | None
-    validation_size: int
-    train_subsample: int | None
-    test_subsample: int | None
-    seed: int
+    validation_size: Annotated[Int, Field(ge=10)]  # one per class at least
+    train_subsample: Annotated[Int, Field(ge=20, le=60_000)] | None
+    test_subsample: Annotated[Int, Field(ge=10, le=10_000)] | None
+    seed: Int
 
-    def __post_init__(self) -> None:
-        train_pool = self.train_subsample or 60_000
-        _require(self.validation_size >= 10, "validation_size", "must be >= 10 (one per class)")
-        _require(
-            self.train_subsample is None or 20 <= self.train_subsample <= 60_000,
-            "train_subsample",
-            "must be null or an integer in [20, 60000]",
-        )
-        _require(
-            self.test_subsample is None or 10 <= self.test_subsample <= 10_000,
-            "test_subsample",
-            "must be null or an integer in [10, 10000]",
-        )
-        _require(
-            self.validation_size <= train_pool - 10,
-            "validation_size",
-            f"({self.validation_size}) must leave at least 10 of the {train_pool} training "
-            "images for training; lower it or raise prepare.train_subsample",
-        )
+    @pydantic.model_validator(mode="after")
+    def _leaves_training_images(self) -> PrepareParams:
+        pool = self.train_subsample or 60_000
+        if self.validation_size > pool - 10:
+            raise FieldError(
+                "validation_size",
+                f"({self.validation_size}) must leave at least 10 of the {pool} training images "
+                "for training; lower it or raise prepare.train_subsample",
+            )
+        return self
 
 
-@dataclass(frozen=True)
+@SECTION
 class TunerParams:
-    max_trials: int
-    num_initial_points: int
-    seed: int
-    epochs_per_trial: int
-    images_per_trial: int | None
-    batch_size: int
-    early_stopping_patience: int
-    workers: int
-    trial_timeout_minutes: float
-    trials_per_process: int | None
-    noise_seeds: int
-    space: SearchSpace
+    KEY: ClassVar[str] = "tuner"
+    max_trials: Annotated[Int, Field(ge=1)]
+    num_initial_points: Annotated[Int, Field(ge=1)]
+    seed: Int
+    epochs_per_trial: Annotated[Int, Field(ge=1)]
+    images_per_trial: Annotated[Int, Field(ge=10)] | None  # null: all
+    batch_size: Annotated[Int, Field(ge=1)]
+    early_stopping_patience: Annotated[Int, Field(ge=0)]
+    workers: Annotated[Int, Field(ge=0, le=64)]  # 0: search in the stage's own process
+    trial_timeout_minutes: Annotated[Float, Field(gt=0)]
+    trials_per_process: Annotated[Int, Field(ge=1)] | None  # null: all in the stage's process
+    noise_seeds: Annotated[Int, Field(ge=0, le=20)]  # 0: do not measure the noise
+    space: Annotated[SearchSpace, pydantic.PlainValidator(_space)]
     # Serve or join a distributed search's oracle on an address outside loopback and the private
     # ranges (its gRPC service has no authentication; see `digits.oracle.check_oracle_address`).
-    allow_public_oracle: bool = False
+    allow_public_oracle: pydantic.StrictBool = False
 
     # How the search is run, not what it searches: these never split a search in two.
-    EXECUTION: typing.ClassVar[tuple[str, ...]] = (
+    EXECUTION: ClassVar[tuple[str, ...]] = (
         "max_trials",
         "workers",
         "trial_timeout_minutes",
@@ -248,161 +289,58 @@ class TunerParams:
         "allow_public_oracle",
     )
 
-    def __post_init__(self) -> None:
-        _require(self.max_trials >= 1, "max_trials", f"must be >= 1, got {self.max_trials}")
-        _require(
-            0 <= self.workers <= 64,
-            "workers",
-            f"must be in [0, 64] (0: search in the stage's own process), got {self.workers}",
-        )
-        _require(
-            self.trials_per_process is None or self.trials_per_process >= 1,
-            "trials_per_process",
-            f"must be null (all in the stage's process) or >= 1, got {self.trials_per_process}",
-        )
-        _require(
-            0 <= self.noise_seeds <= 20,
-            "noise_seeds",
-            f"must be in [0, 20] (0: do not measure the noise), got {self.noise_seeds}",
-        )
-        _require(
-            self.trial_timeout_minutes > 0,
-            "trial_timeout_minutes",
-            f"must be > 0, got {self.trial_timeout_minutes}",
-        )
-        _require(
-            self.num_initial_points >= 1,
-            "num_initial_points",
-            f"must be >= 1, got {self.num_initial_points}",
-        )
-        _require(
-            self.epochs_per_trial >= 1,
-            "epochs_per_trial",
-            f"must be >= 1, got {self.epochs_per_trial}",
-        )
-        _require(
-            self.images_per_trial is None or self.images_per_trial >= 10,
-            "images_per_trial",
-            f"must be null (all) or >= 10, got {self.images_per_trial}",
-        )
-        _require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        _require(
-            self.early_stopping_patience >= 0,
-            "early_stopping_patience",
-            f"must be >= 0, got {self.early_stopping_patience}",
-        )
 
-
-@dataclass(frozen=True)
+@SECTION
 class AugmentationParams:
     """Random changes applied to training images only: affine distortions (rotation, shift,
     zoom) and intensity changes (contrast on a background level, Gaussian pixel noise). The
     intensity fields default to 0 (off) for code that builds only an affine augmentation."""
 
-    rotation_degrees: float
-    shift_fraction: float
-    zoom_fraction: float
-    contrast_fraction: float = 0.0
-    noise_std: float = 0.0
-
-    def __post_init__(self) -> None:
-        _require(
-            0 <= self.rotation_degrees <= 45,
-            "rotation_degrees",
-            f"must be in [0, 45], got {self.rotation_degrees}",
-        )
-        _require(
-            0 <= self.shift_fraction <= 0.3,
-            "shift_fraction",
-            f"must be in [0, 0.3], got {self.shift_fraction}",
-        )
-        _require(
-            0 <= self.zoom_fraction <= 0.3,
-            "zoom_fraction",
-            f"must be in [0, 0.3], got {self.zoom_fraction}",
-        )
-        _require(
-            0 <= self.contrast_fraction <= 0.9,
-            "contrast_fraction",
-            f"must be in [0, 0.9], got {self.contrast_fraction}",
-        )
-        _require(
-            0 <= self.noise_std <= 0.5, "noise_std", f"must be in [0, 0.5], got {self.noise_std}"
-        )
+    rotation_degrees: Annotated[Float, Field(ge=0, le=45)]
+    shift_fraction: Annotated[Float, Field(ge=0, le=0.3)]
+    zoom_fraction: Annotated[Float, Field(ge=0, le=0.3)]
+    contrast_fraction: Annotated[Float, Field(ge=0, le=0.9)] = 0.0
+    noise_std: Annotated[Float, Field(ge=0, le=0.5)] = 0.0
 
 
-@dataclass(frozen=True)
+@SECTION
 class TrainParams:
-    epochs: int
-    batch_size: int
-    learning_rate: float | None
-    warmup_epochs: float
-    label_smoothing: float
-    early_stopping_patience: int
-    seed: int
+    KEY: ClassVar[str] = "train"
+    epochs: Annotated[Int, Field(ge=1)]
+    batch_size: Annotated[Int, Field(ge=1)]
+    learning_rate: Annotated[Float, Field(gt=0, le=1)] | None  # peak; null: the tuned one
+    warmup_epochs: Annotated[Float, Field(ge=0)]
+    label_smoothing: Annotated[Float, Field(ge=0, lt=1)]
+    early_stopping_patience: Annotated[Int, Field(ge=0)]
+    seed: Int
     augmentation: AugmentationParams
 
-    def __post_init__(self) -> None:
-        _require(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
-        _require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        _require(
-            self.learning_rate is None or 0 < self.learning_rate <= 1,
-            "learning_rate",
-            f"must be null (use the tuned rate) or in (0, 1], got {self.learning_rate}",
-        )
-        _require(
-            0 <= self.warmup_epochs < self.epochs,
-            "warmup_epochs",
-            f"must be in [0, epochs={self.epochs}), got {self.warmup_epochs}",
-        )
-        _require(
-            0 <= self.label_smoothing < 1,
-            "label_smoothing",
-            f"must be in [0, 1), got {self.label_smoothing}",
-        )
-        _require(
-            self.early_stopping_patience >= 0,
-            "early_stopping_patience",
-            f"must be >= 0, got {self.early_stopping_patience}",
-        )
+    @pydantic.model_validator(mode="after")
+    def _warmup_within_training(self) -> TrainParams:
+        if self.warmup_epochs >= self.epochs:
+            raise FieldError(
+                "warmup_epochs", f"must be below epochs ({self.epochs}), got {self.warmup_epochs}"
+            )
+        return self
 
 
-@dataclass(frozen=True)
-class RuntimeParams:
-    """How TensorFlow uses the machine; results are reproducible for a fixed thread count."""
-
-    threads: int
-
-    def __post_init__(self) -> None:
-        _require(1 <= self.threads <= 256, "threads", f"must be in [1, 256], got {self.threads}")
-
-
-@dataclass(frozen=True)
+@SECTION
 class EvaluateParams:
-    batch_size: int
-
-    def __post_init__(self) -> None:
-        _require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+    KEY: ClassVar[str] = "evaluate"
+    batch_size: Annotated[Int, Field(ge=1)]
 
 
-@dataclass(frozen=True)
+@SECTION
 class ErrorAnalysisParams:
-    gallery_size: int
-    top_pairs: int
-
-    def __post_init__(self) -> None:
-        _require(
-            1 <= self.gallery_size <= 400,
-            "gallery_size",
-            f"must be in [1, 400], got {self.gallery_size}",
-        )
-        _require(
-            1 <= self.top_pairs <= 90, "top_pairs", f"must be in [1, 90], got {self.top_pairs}"
-        )
+    KEY: ClassVar[str] = "error_analysis"
+    gallery_size: Annotated[Int, Field(ge=1, le=400)]  # images per gallery
+    top_pairs: Annotated[Int, Field(ge=1, le=90)]  # confused pairs reported and shown
 
 
-@dataclass(frozen=True)
+@SECTION
 class Params:
+    """The whole file, for tools that read several sections (benchmarks)."""
+
     runtime: RuntimeParams
     prepare: PrepareParams
     tuner: TunerParams
@@ -411,23 +349,138 @@ class Params:
     error_analysis: ErrorAnalysisParams
 
 
-# The sections of params.yaml each stage reads: its `params` in dvc.yaml (a test keeps them equal).
-STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "prepare": ("prepare",),
-    "tune": ("runtime", "tuner"),
-    "train": ("runtime", "train"),
-    "evaluate": ("runtime", "evaluate"),
-    "error_analysis": ("error_analysis",),
+S = TypeVar("S")
+_UNKNOWN = ("extra_forbidden", "unexpected_keyword_argument")
+_WORDING = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "too_short": "must not be empty",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "tuple_type": "must be a list",
+    "literal_error": "must be {expected}",
+    "dataclass_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "missing": "is missing",
 }
-ONE_RUN_PER_WORKSPACE = (
-    "run one `dvc exp run` per workspace at a time (for more, `dvc exp run --queue ...` each, "
-    "then `dvc queue start`)"
-)
 
 
-def confirm_unchanged(read: Params, stage: str, path: Path | str = PARAMS_FILE) -> None:
+def _fields(cls: Any) -> dict[str, Any]:
+    """A section's or spec's field annotations by name ({} for anything else)."""
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        return {name: field.annotation for name, field in cls.model_fields.items()}
+    fields = getattr(cls, "__pydantic_fields__", {})
+    return {name: field.annotation for name, field in fields.items()}
+
+
+def _nested(annotation: Any) -> Any:
+    """The section or spec type inside an annotation (`X | None`, `Annotated[X, ...]`)."""
+    if _fields(annotation):
+        return annotation
+    return next((found for arg in get_args(annotation) if (found := _nested(arg))), None)
+
+
+def _allowed_keys(cls: Any, loc: tuple) -> list[str]:
+    for part in loc:
+        if part in ("choice", "range"):
+            cls = {"choice": Choice, "range": Range}[part]
+        else:
+            cls = _nested(_fields(cls).get(part))
+    return list(_fields(cls))
+
+
+def _first_problem(error: pydantic.ValidationError, cls: Any) -> tuple[str, str]:
+    """(dotted key, message) for the first problem pydantic found validating `cls`."""
+    problems = error.errors(include_url=False)
+    # A misspelt key shows as an unknown one and a missing one: name the unknown one.
+    problem = next((p for p in problems if p["type"] in _UNKNOWN), problems[0])
+    loc = problem["loc"]
+    key = [str(part) for part in loc if isinstance(part, str) and part not in ("choice", "range")]
+    cause = problem.get("ctx", {}).get("error")
+    if isinstance(cause, FieldError):
+        key.append(cause.field)
+        return ".".join(filter(None, key)), str(cause)
+    if isinstance(cause, ValueError):
+        message = str(cause)
+    elif problem["type"] in _UNKNOWN:
+        allowed = ", ".join(_allowed_keys(cls, loc[:-1]))
+        return ".".join(key), f"unknown key; allowed keys here: {allowed}"
+    else:
+        wording = _WORDING.get(
+            problem["type"], problem["msg"].replace("Input should be", "must be")
+        )
+        message = wording.format(**problem.get("ctx", {}))
+    if problem["type"] != "missing":
+        message += f", got {_shown(problem['input'])}"
+    return ".".join(key), message
+
+
+def _shown(value: Any) -> str:
+    """`value` as params.yaml spells it: null, true, [1, 2], 'text'."""
+    if isinstance(value, (tuple, list)):
+        return f"[{', '.join(_shown(item) for item in value)}]"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _validated(cls: type[S], raw: Any, source: str, prefix: str) -> S:
+    try:
+        return pydantic.TypeAdapter(cls).validate_python(raw)
+    except pydantic.ValidationError as error:
+        key, message = _first_problem(error, cls)
+        dotted = ".".join(filter(None, (prefix, key))) or "(top level)"
+        raise ParamsError(f"{source}: {dotted}: {message}") from None
+
+
+def read_params(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
+    """The params file as YAML 1.2 data. Raises `ParamsError` when it is missing, not UTF-8
+    (naming the byte, its 0-based offset and line), not YAML, or not a mapping."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found: run the stage from the repository root") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ParamsError(
+            f"{path} is not UTF-8: byte 0x{data[error.start]:02x} at position {error.start} "
+            f"(line {line}) is not valid UTF-8; save {path.name} as UTF-8"
+        ) from None
+    try:
+        raw = _yaml_1_2(text)
+    except YAMLError as error:
+        raise ParamsError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: must be a mapping of sections, got {_shown(raw)}")
+    return raw
+
+
+def load_section(cls: type[S], path: Path | str = PARAMS_FILE) -> S:
+    """One section of the params file (`cls.KEY`), validated; raises `ParamsError`."""
+    raw = read_params(path)
+    if cls.KEY not in raw:
+        raise ParamsError(f"{path}: {cls.KEY}: is missing")
+    return _validated(cls, raw[cls.KEY], str(path), cls.KEY)
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    """The whole params file, validated; raises `ParamsError` on the first problem."""
+    return parse_params(read_params(path), str(path))
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate already-parsed YAML; raise `ParamsError` naming the first bad key."""
+    return _validated(Params, raw, source, "")
+
+
+def confirm_unchanged(*sections: Any, stage: str, path: Path | str = PARAMS_FILE) -> None:
     """Check, just before `stage` publishes its outputs, that the params file still holds the
-    values `read` was loaded with in every section the stage reads (`STAGE_SECTIONS`).
+    values of the `sections` the stage loaded.
 
     DVC records a stage's params in dvc.lock from the file as it is after the stage exits, so an
     edit made while the stage ran would be recorded for outputs made with other values. A second
@@ -436,27 +489,25 @@ def confirm_unchanged(read: Params, stage: str, path: Path | str = PARAMS_FILE) 
 
     Raises `ParamsError` naming the first changed key (old -> new), or the new file's problem.
     """
-    try:
-        now = load_params(path)
-    except ParamsError as error:
-        raise ParamsError(
-            f"{path} changed while the {stage} stage ran and is no longer valid ({error}); "
-            f"nothing was published: {ONE_RUN_PER_WORKSPACE}"
-        ) from None
-    for section in STAGE_SECTIONS[stage]:
-        before = dict(_leaves(getattr(read, section), section))
-        after = dict(_leaves(getattr(now, section), section))
-        for key, value in before.items():  # parsed sections: the same keys, in the same order
+    for read in sections:
+        try:
+            now = load_section(type(read), path)
+        except ParamsError as error:
+            raise ParamsError(
+                f"{path} changed while the {stage} stage ran and is no longer valid ({error}); "
+                f"nothing was published: {ONE_RUN_PER_WORKSPACE}"
+            ) from None
+        after = dict(_leaves(now, read.KEY))
+        for key, value in _leaves(read, read.KEY):
             if after[key] != value:
                 raise ParamsError(
                     f"{path}: {key} changed ({_shown(value)} -> {_shown(after[key])}) while "
                     f"the {stage} stage ran, so DVC would record the new value for outputs made "
-                    f"with the old; nothing was published: "
-                    f"{ONE_RUN_PER_WORKSPACE}"
+                    f"with the old; nothing was published: {ONE_RUN_PER_WORKSPACE}"
                 )
 
 
-def _leaves(value: Any, key: str) -> typing.Iterator[tuple[str, Any]]:
+def _leaves(value: Any, key: str) -> Iterator[tuple[str, Any]]:
     """(dotted key, value) for every leaf of a parsed section, e.g. `tuner.space.dropout.min`."""
     if isinstance(value, SearchSpace):
         for dimension in value.dimensions:
@@ -467,126 +518,3 @@ def _leaves(value: Any, key: str) -> typing.Iterator[tuple[str, Any]]:
                 yield from _leaves(getattr(value, field.name), f"{key}.{field.name}")
     else:
         yield key, value
-
-
-def _shown(value: Any) -> str:
-    """`value` as params.yaml spells it: null, true, [1, 2]."""
-    if isinstance(value, tuple):
-        return f"[{', '.join(_shown(item) for item in value)}]"
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    return str(value)
-
-
-def load_params(path: Path | str = PARAMS_FILE) -> Params:
-    """Read and validate the whole params file; raise `ParamsError` on the first problem."""
-    path = Path(path)
-    text = read_params_text(path)
-    try:
-        raw = _yaml_1_2(text)
-    except YAMLError as error:
-        raise ParamsError(f"{path} is not valid YAML: {error}") from None
-    return parse_params(raw, source=str(path))
-
-
-def read_params_text(path: Path | str = PARAMS_FILE) -> str:
-    """The text of the params file, which must be UTF-8 (DVC reads it as UTF-8 too).
-
-    Raises `ParamsError` when the file is missing, or naming the first byte that is not UTF-8,
-    its 0-based byte offset and its line, and the fix.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ParamsError(f"{path} not found: run the stage from the repository root") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ParamsError(
-            f"{path} is not UTF-8: byte 0x{data[error.start]:02x} at position {error.start} "
-            f"(line {line}) is not valid UTF-8; save {path.name} as UTF-8"
-        ) from None
-
-
-def _yaml_1_2(text: str) -> Any:
-    return YAML(typ="safe", pure=True).load(text)
-
-
-def parse_params(raw: Any, source: str = "params.yaml") -> Params:
-    """Validate already-parsed YAML; raise `ParamsError` naming the first bad key."""
-    try:
-        return _build(Params, raw, "")
-    except _Invalid as error:
-        raise ParamsError(f"{source}: {error.key}: {error.message}") from None
-
-
-def _build(cls: type, raw: Any, prefix: str) -> Any:
-    if not isinstance(raw, dict):
-        raise _Invalid(prefix.rstrip(".") or "(top level)", f"must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {field.name: field for field in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise _Invalid(
-            f"{prefix}{unknown[0]}",
-            f"unknown key; allowed keys here: {', '.join(fields)}",
-        )
-    values = {}
-    for name in fields:
-        key = f"{prefix}{name}"
-        if name not in raw:
-            raise _Invalid(key, "is missing")
-        values[name] = _convert(hints[name], raw[name], key)
-    try:
-        return cls(**values)
-    except _Invalid as error:
-        raise _Invalid(f"{prefix}{error.key}", error.message) from None
-
-
-def _convert(hint: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None:
-            _require(type(None) in options, key, "must not be null")
-            return None
-        (inner,) = [option for option in options if option is not type(None)]
-        return _convert(inner, value, key)
-    if hint is SearchSpace:
-        return SearchSpace.parse(value, key)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, f"{key}.")
-    if hint is bool:
-        _require(isinstance(value, bool), key, f"must be true or false, got {value!r}")
-    elif hint in (int, float):
-        return _number(value, hint, key)
-    elif hint is str:
-        _require(isinstance(value, str), key, f"must be a string, got {value!r}")
-    return value
-
-
-def _number(value: Any, kind: type, key: str) -> int | float:
-    """`value` as `kind` (int or float), from any YAML 1.2 spelling of a number.
-
-    Quoted numbers are read as YAML 1.2 would read them unquoted; an integer accepts a float
-    with no fractional part (`1e2`); true/false is not a number.
-    """
-    if isinstance(value, str):
-        try:
-            parsed = _yaml_1_2(value)
-        except YAMLError:
-            parsed = value
-        value = parsed if isinstance(parsed, (int, float)) else value
-    what = "an integer" if kind is int else "a number"
-    _require(
-        isinstance(value, (int, float)) and not isinstance(value, bool),
-        key,
-        f"must be {what}, got {value!r}",
-    )
-    _require(math.isfinite(value), key, f"must be finite, got {value}")
-    if kind is int:
-        _require(float(value).is_integer(), key, f"must be an integer, got {value!r}")
-        return int(value)
-    return float(value)

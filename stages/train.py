@@ -41,7 +41,7 @@ def main() -> None:
 
     runtime_params, params = load_section(RuntimeParams), load_section(TrainParams)
     settings = runtime.configure(params.seed, runtime_params.threads)
-    hyperparameters = Hyperparameters.load(args.hyperparameters)
+    hyperparameters = params.hyperparameters or Hyperparameters.load(args.hyperparameters)
     train, val = load_split(args.train), load_split(args.val)
     model = compile_for_training(hyperparameters, params, train)
     key = run_key(model, params, train, val, runtime_params.threads)

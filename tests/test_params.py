@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 
 from digits.data import Split, save_split
 from digits.evaluation import Predictions, save_predictions
+from digits.hyperparameters import Hyperparameters
 from digits.params import (
     EvaluateParams,
     ParamsError,
@@ -473,3 +474,93 @@ def test_a_stage_whose_params_change_while_it_runs_publishes_nothing(
     )
     assert list((tmp_path / "plots").iterdir()) == [], "no figure or table is published"
     assert not (tmp_path / "metrics").exists()
+
+
+POINT = {
+    "conv_blocks": 1, "convs_per_block": 1, "base_filters": 4, "first_kernel_size": 3,
+    "kernel_size": 3, "batch_norm": False, "dropout": 0.1, "dense_units": 16,
+    "learning_rate": 0.001,
+}  # fmt: skip
+
+
+def test_train_hyperparameters_null_is_the_tuned_point_and_a_mapping_is_that_point(
+    raw: dict[str, Any],
+) -> None:
+    assert parse_params(raw).train.hyperparameters is None
+    raw["train"]["hyperparameters"] = {**POINT, "dropout": 0}
+    chosen = parse_params(raw).train.hyperparameters
+    assert chosen == Hyperparameters(**{**POINT, "dropout": 0.0})
+    assert isinstance(chosen.dropout, float)
+
+
+@pytest.mark.parametrize(
+    ("value", "facts"),
+    [
+        ({**POINT, "dropout": 2}, ["dropout: expected float in [0, 0.9], got 2"]),
+        ({**POINT, "batch_norm": 1}, ["batch_norm: expected true or false, got 1"]),
+        ({"conv_blocks": 2}, ["missing ['base_filters'", "unknown []"]),
+        ({**POINT, "width": 3}, ["unknown ['width']"]),
+        ([1, 2], ["expected a mapping of ['base_filters'", "got list"]),
+    ],
+)
+def test_a_bad_train_hyperparameters_is_one_line_naming_the_dimension_and_the_fix(
+    raw: dict[str, Any], value: Any, facts: list[str]
+) -> None:
+    raw["train"]["hyperparameters"] = value
+    message = error_for(raw)
+    assert message.startswith("params.yaml: train.hyperparameters: "), message
+    assert "\n" not in message
+    for fact in [*facts, "train.hyperparameters=null"]:
+        assert fact in message, (fact, message)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [
+            "train.hyperparameters={conv_blocks:1,convs_per_block:1,base_filters:4,"
+            "first_kernel_size:3,kernel_size:3,batch_norm:false,dropout:0.1,dense_units:16,"
+            "learning_rate:0.001}"
+        ],
+        # Hydra's spelling of the same mapping: spaces after colons, 1e-3, false in lower case.
+        [
+            "train.hyperparameters={conv_blocks: 1, convs_per_block: 1, base_filters: 4, "
+            "first_kernel_size: 3, kernel_size: 3, batch_norm: false, dropout: 0.1, "
+            "dense_units: 16, learning_rate: 1e-3}"
+        ],
+    ],
+    ids=["compact", "spaced"],
+)
+def test_train_hyperparameters_as_dvc_exp_run_set_writes_a_mapping(
+    tmp_path: Path, overrides: list[str]
+) -> None:
+    """`-S 'train.hyperparameters={...}'` (Hydra's dict syntax: bare keys) replaces null with
+    the mapping; on a mapping, `-S` merges (one key may change), and `=null` restores the tuned
+    point."""
+    from dvc.utils.hydra import apply_overrides
+
+    file = tmp_path / "params.yaml"
+    file.write_text((REPO / "params.yaml").read_text())
+    apply_overrides(file, overrides)
+    assert load_params(file).train.hyperparameters == Hyperparameters(**POINT)
+    apply_overrides(file, ["train.hyperparameters={dropout: 0.3}"])
+    assert load_params(file).train.hyperparameters.dropout == 0.3
+    apply_overrides(file, ["train.hyperparameters.conv_blocks=2"])
+    assert load_params(file).train.hyperparameters.conv_blocks == 2
+    apply_overrides(file, ["train.hyperparameters=null"])
+    assert load_params(file).train.hyperparameters is None
+
+
+def test_train_hyperparameters_changed_while_training_is_refused_naming_both_values(
+    tmp_path: Path, raw: dict[str, Any]
+) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(dump_yaml(raw))
+    train = load_section(TrainParams, path)
+    raw["train"]["hyperparameters"] = POINT
+    path.write_text(dump_yaml(raw))
+    with pytest.raises(ParamsError) as error:
+        confirm_unchanged(train, stage="train", path=path)
+    assert "train.hyperparameters changed (null -> {conv_blocks: 1, " in str(error.value)
+    assert "learning_rate: 0.001}) while the train stage ran" in str(error.value)
+    confirm_unchanged(load_section(TrainParams, path), stage="train", path=path)

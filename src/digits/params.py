@@ -303,6 +303,22 @@ class AugmentationParams:
     noise_std: Annotated[Float, Field(ge=0, le=0.5)] = 0.0
 
 
+def _hyperparameters(raw: Any) -> Hyperparameters | None:
+    """`train.hyperparameters`: null, or a mapping naming every dimension of `Hyperparameters`
+    (checked by `Hyperparameters.from_dict`: each key, type and range)."""
+    if raw is None or isinstance(raw, Hyperparameters):
+        return raw
+    source = "train.hyperparameters"
+    remedy = (
+        f"Set {source} to a mapping of every dimension, or to null for the tuned point "
+        f"(`dvc exp run -S '{source}=null'`)"
+    )
+    try:
+        return Hyperparameters.from_dict(raw, source, remedy)
+    except DigitsError as error:
+        raise FieldError("", str(error).removeprefix(f"{source}: ")) from None
+
+
 @SECTION
 class TrainParams:
     KEY: ClassVar[str] = "train"
@@ -314,6 +330,10 @@ class TrainParams:
     early_stopping_patience: Annotated[Int, Field(ge=0)]
     seed: Int
     augmentation: AugmentationParams
+    # The architecture trained; null: the tuned point (models/best_hyperparameters.json).
+    hyperparameters: Annotated[
+        Hyperparameters | None, pydantic.PlainValidator(_hyperparameters)
+    ] = None
 
     @pydantic.model_validator(mode="after")
     def _warmup_within_training(self) -> TrainParams:
@@ -421,6 +441,9 @@ def _shown(value: Any) -> str:
     """`value` as params.yaml spells it: null, true, [1, 2], 'text'."""
     if isinstance(value, (tuple, list)):
         return f"[{', '.join(_shown(item) for item in value)}]"
+    if isinstance(value, Hyperparameters):
+        pairs = (f"{name}: {_shown(item)}" for name, item in dataclasses.asdict(value).items())
+        return f"{{{', '.join(pairs)}}}"
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     return repr(value) if isinstance(value, str) else str(value)
@@ -508,11 +531,12 @@ def confirm_unchanged(*sections: Any, stage: str, path: Path | str = PARAMS_FILE
 
 
 def _leaves(value: Any, key: str) -> Iterator[tuple[str, Any]]:
-    """(dotted key, value) for every leaf of a parsed section, e.g. `tuner.space.dropout.min`."""
+    """(dotted key, value) for every leaf of a parsed section, e.g. `tuner.space.dropout.min`;
+    `train.hyperparameters` is one leaf (null or a whole point)."""
     if isinstance(value, SearchSpace):
         for dimension in value.dimensions:
             yield from _leaves(dimension, f"{key}.{dimension.name}")
-    elif dataclasses.is_dataclass(value):
+    elif dataclasses.is_dataclass(value) and not isinstance(value, Hyperparameters):
         for field in dataclasses.fields(value):
             if not (isinstance(value, SearchDimension) and field.name == "name"):
                 yield from _leaves(getattr(value, field.name), f"{key}.{field.name}")

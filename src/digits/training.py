@@ -82,7 +82,10 @@ def run_key(model: keras.Model, params: TrainParams, train: Split, val: Split, t
     """Names a training run by what defines its result: the compiled model's architecture, the
     recipe, the data and the thread count (results are reproducible per thread count), never
     source bytes, so an edit that builds the same model keeps the run."""
-    definition = [model.to_json(), dataclasses.asdict(params), threads]
+    recipe = dataclasses.asdict(params)
+    if recipe["hyperparameters"] is None:  # null only says where the architecture came from
+        del recipe["hyperparameters"]
+    definition = [model.to_json(), recipe, threads]
     return content_key(definition, [train.images, train.labels, val.images, val.labels])
 
 

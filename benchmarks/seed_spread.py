@@ -104,6 +104,8 @@ def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
             raise SystemExit(f"--set {key}: only train.* keys change a training recipe")
         if key == "train.seed":
             raise SystemExit("--set train.seed: the training seeds are --seeds")
+        if key.startswith("train.hyperparameters"):
+            raise SystemExit(f"--set {key}: the architecture is --hyperparameter NAME=VALUE")
         *parents, leaf = key.split(".")
         node = raw
         for name in parents:
@@ -121,7 +123,8 @@ def rerun_command(result: dict[str, Any], out: Path) -> str:
     recipe and hyperparameters spelled out, so today's params.yaml and tuned point do not matter.
     Kept runs are only scored again."""
     flags = [f"--seeds {' '.join(str(seed) for seed in result['seeds'])}"]
-    recipe = {key: value for key, value in result["recipe"].items() if key != "seed"}
+    skipped = ("seed", "hyperparameters")  # --seeds; --hyperparameter below
+    recipe = {key: value for key, value in result["recipe"].items() if key not in skipped}
     for key, value in recipe.items():
         nested = isinstance(value, dict)
         block = {f"{key}.{k}": v for k, v in value.items()} if nested else {key: value}

@@ -53,7 +53,7 @@ def search(
     """Run (or resume) one search; its trials in order."""
     tuner = dataclasses.replace(params.tuner, seed=seed, max_trials=trials, workers=0)
     state = work / "searches" / algorithm
-    found = Search.prepare(tuner, splits["train"], splits["val"], state, params.runtime.threads)
+    found = Search.for_params(tuner, splits["train"], splits["val"], state, params.runtime.threads)
     if len(found.completed()) < found.planned_trials:
         print(f"search_vs_random: {algorithm} search, seed {seed}: {trials} trials", flush=True)
         run_trials(found.tuner(algorithm=algorithm))

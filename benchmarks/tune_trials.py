@@ -74,7 +74,7 @@ def measure(label: str, tuner: TunerParams, train: Split, val: Split, threads: i
     """Wall time (minutes), seconds per trial (training, validation included), memory (MiB)
     after each trial and every trial's score."""
     with tempfile.TemporaryDirectory(prefix="tune-benchmark-") as state:
-        search = Search.prepare(tuner, train, val, Path(state), threads)
+        search = Search.for_params(tuner, train, val, Path(state), threads)
         watch = MemoryWatch(search.project)
         watch.start()
         start = time.perf_counter()

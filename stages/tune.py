@@ -25,6 +25,7 @@ from digits.search import (
     Search,
     best_trial,
     describe,
+    mark_in_use,
     prune_searches,
     run_trials,
     seed_noise,
@@ -52,7 +53,7 @@ def main() -> None:
         for name in (oracle.ORACLE_IP, oracle.ORACLE_PORT):
             os.environ.pop(name, None)
     runtime.configure(params.seed, runtime_params.threads)
-    search = Search.prepare(
+    search = Search.for_params(
         params, load_split(args.train), load_split(args.val), args.state,
         runtime_params.threads,
     )  # fmt: skip
@@ -62,6 +63,7 @@ def main() -> None:
         run_trials(search.tuner())
         return
 
+    mark_in_use(search)
     done = describe(search, print)
     if done < search.planned_trials:
         if params.workers or address:

@@ -23,6 +23,7 @@ from digits.search import (
     best_trial,
     declare_space,
     describe,
+    mark_in_use,
     prune_searches,
     run_trials,
     seed_noise,
@@ -32,9 +33,10 @@ from tests.helpers import TINY_TUNER as PARAMS
 
 
 def search(params: TunerParams, splits: dict[str, Split], state: Path, lines: list[str]) -> Search:
-    """What the tune stage does in one process: prepare, say what it will do, run, prune."""
+    """What the tune stage does in one process: set up, mark in use, report, run, prune."""
     runtime.configure(seed=params.seed, threads=2)
-    prepared = Search.prepare(params, splits["train"], splits["val"], state, threads=2)
+    prepared = Search.for_params(params, splits["train"], splits["val"], state, threads=2)
+    mark_in_use(prepared)
     describe(prepared, lines.append)
     if params.trials_per_process:
         run_in_chunks(prepared, threads=2)
@@ -121,7 +123,7 @@ def test_any_change_but_how_the_search_runs_changes_the_key(
     tmp_path: Path, tiny_splits: dict[str, Split], change: dict
 ) -> None:
     def key(params: TunerParams) -> str:
-        return Search.prepare(
+        return Search.for_params(
             params, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2
         ).key
 
@@ -161,7 +163,7 @@ def test_a_space_keras_tuner_refuses_is_one_error_and_touches_no_search(
         dense_units=SearchDimension("dense_units", min=8, max=64, step=1, sampling="log"),
     )
     with pytest.raises(DigitsError, match=r"^params.yaml: tuner.space: Keras Tuner refuses"):
-        Search.prepare(
+        Search.for_params(
             dataclasses.replace(PARAMS, space=refused), tiny_splits["train"], tiny_splits["val"],
             tmp_path, threads=2,
         )  # fmt: skip
@@ -211,7 +213,9 @@ def test_a_trial_reported_done_is_kept_by_a_search_stopped_right_after(
             raise KeyboardInterrupt
 
     runtime.configure(seed=three.seed, threads=2)
-    stopped = Search.prepare(three, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2)
+    stopped = Search.for_params(
+        three, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2
+    )
     with pytest.raises(KeyboardInterrupt):
         run_trials(stopped.tuner(interrupted_after_trial_2))
 
@@ -307,7 +311,7 @@ def test_random_search_shares_the_initial_points_then_draws_its_own(
     runtime.configure(seed=params.seed, threads=2)
     found = {}
     for algorithm in ("bayesian", "random"):
-        prepared = Search.prepare(
+        prepared = Search.for_params(
             params, tiny_splits["train"], tiny_splits["val"], tmp_path / algorithm, threads=2
         )
         run_trials(prepared.tuner([].append, algorithm=algorithm))
@@ -322,20 +326,20 @@ def test_random_search_shares_the_initial_points_then_draws_its_own(
 def test_an_unknown_search_algorithm_is_refused(
     tmp_path: Path, tiny_splits: dict[str, Split]
 ) -> None:
-    prepared = Search.prepare(PARAMS, tiny_splits["train"], tiny_splits["val"], tmp_path, 2)
+    prepared = Search.for_params(PARAMS, tiny_splits["train"], tiny_splits["val"], tmp_path, 2)
     with pytest.raises(ValueError, match="'bayesian' or 'random', got 'grid'"):
         prepared.tuner(algorithm="grid")  # type: ignore[arg-type]
     assert not any(tmp_path.iterdir()), "nothing is written before the algorithm is checked"
 
 
 def test_a_searched_boolean_gets_its_type_back() -> None:
-    hp = kt.HyperParameters()
-    drawn = hp.Choice("batch_norm", [True, False], ordered=False)
-    hp.Int("base_filters", 8, 32)
+    tuner_hp = kt.HyperParameters()
+    drawn = tuner_hp.Choice("batch_norm", [True, False], ordered=False)
+    tuner_hp.Int("base_filters", 8, 32)
     # Keras Tuner's Choice casts booleans to int; if this starts failing, it no longer does.
     assert drawn == 1 and type(drawn) is int
-    received = kt.HyperParameters.from_proto(hp.to_proto()).values  # a distributed trial
-    for values in (hp.values, received):
+    received = kt.HyperParameters.from_proto(tuner_hp.to_proto()).values  # a distributed trial
+    for values in (tuner_hp.values, received):
         declared = as_declared(values)
         assert declared == {"batch_norm": True, "base_filters": 8}
         assert type(declared["batch_norm"]) is bool and type(declared["base_filters"]) is int
@@ -354,7 +358,7 @@ def test_as_declared_undoes_only_the_boolean_cast() -> None:
 
 
 def test_declare_space_gives_float_dimensions_as_floats() -> None:
-    hp = kt.HyperParameters()
-    hp.Fixed("dropout", 0)  # a whole number, as a hand-built trial may hold it
-    values = declare_space(hp, PARAMS.space)
+    tuner_hp = kt.HyperParameters()
+    tuner_hp.Fixed("dropout", 0)  # a whole number, as a hand-built trial may hold it
+    values = declare_space(tuner_hp, PARAMS.space)
     assert type(values.dropout) is float and values.dropout == 0.0

@@ -7,7 +7,7 @@ trials, an edit that builds the same model keeps the trials, and anything that c
 starts a fresh search in a new folder (Keras Tuner itself would keep the old space and seed on
 reload). Earlier searches are kept, up to `KEPT_SEARCHES`.
 
-`Search.prepare` is the one set-up every process uses: the stage, a fresh process running a
+`Search.for_params` is the one set-up every process uses: the stage, a fresh process running a
 chunk of trials, and each chief or worker of a distributed search (see `digits.processes`).
 """
 
@@ -42,9 +42,10 @@ from digits.params import SearchDimension, SearchSpace, TunerParams
 KEPT_SEARCHES = 3
 
 
-def declare_space(hp: kt.HyperParameters, space: SearchSpace) -> Hyperparameters:
-    """Declare every dimension of `space` on `hp` and return the values drawn for this trial."""
-    drawn = {dim.name: _declare(hp, dim) for dim in space.dimensions}
+def declare_space(tuner_hp: kt.HyperParameters, space: SearchSpace) -> Hyperparameters:
+    """Declare every dimension of `space` on Keras Tuner's `tuner_hp` and return the values
+    drawn for this trial as the project's `Hyperparameters`."""
+    drawn = {dim.name: _declare(tuner_hp, dim) for dim in space.dimensions}
     return Hyperparameters.from_dict(
         as_declared(drawn),
         "the values Keras Tuner drew for a trial",
@@ -70,20 +71,21 @@ def as_declared(values: dict[str, Any]) -> dict[str, Any]:
     return {name: declared(name, value) for name, value in values.items()}
 
 
-def _declare(hp: kt.HyperParameters, dim: SearchDimension) -> Any:
+def _declare(tuner_hp: kt.HyperParameters, dim: SearchDimension) -> Any:
     if dim.is_choice:
         if len(dim.values) == 1:
-            return hp.Fixed(dim.name, dim.values[0])
-        return hp.Choice(dim.name, list(dim.values), ordered=dim.kind is not bool)
+            return tuner_hp.Fixed(dim.name, dim.values[0])
+        return tuner_hp.Choice(dim.name, list(dim.values), ordered=dim.kind is not bool)
     if dim.min == dim.max:
-        return hp.Fixed(dim.name, dim.min)
-    number = hp.Int if dim.kind is int else hp.Float
+        return tuner_hp.Fixed(dim.name, dim.min)
+    number = tuner_hp.Int if dim.kind is int else tuner_hp.Float
     return number(dim.name, dim.min, dim.max, step=dim.step, sampling=dim.sampling)
 
 
-def compile_for_search(hp: Hyperparameters) -> keras.Model:
-    model = build_model(hp)
-    compile_model(model, keras.optimizers.Adam(hp.learning_rate), "sparse_categorical_crossentropy")
+def compile_for_search(hyperparameters: Hyperparameters) -> keras.Model:
+    model = build_model(hyperparameters)
+    optimizer = keras.optimizers.Adam(hyperparameters.learning_rate)
+    compile_model(model, optimizer, "sparse_categorical_crossentropy")
     return model
 
 
@@ -112,7 +114,7 @@ class Search:
     key: str
 
     @classmethod
-    def prepare(
+    def for_params(
         cls, params: TunerParams, train: Split, val: Split, state_dir: Path, threads: int
     ) -> Search:
         """Check the space with Keras Tuner, pick the trial data and compute the key.
@@ -174,7 +176,7 @@ class Search:
             report,
             oracle=oracle,
             # Keras Tuner learns the space from this; `run_trial` builds and trains the model.
-            hypermodel=lambda hp: declare_space(hp, self.params.space),
+            hypermodel=lambda tuner_hp: declare_space(tuner_hp, self.params.space),
             directory=str(self.state_dir),
             project_name=self.key,
             overwrite=False,
@@ -334,6 +336,13 @@ def run_trials(tuner: DigitsTuner) -> None:
             ) from None
 
 
+def mark_in_use(search: Search) -> None:
+    """Touch the folder of a search that has saved state, so that `prune_searches` counts it
+    among the most recently used and keeps it."""
+    if (search.project / "oracle.json").is_file():
+        os.utime(search.project)
+
+
 def describe(search: Search, report: Callable[[str], None]) -> int:
     """Say what the search will do; returns the number of trials already done."""
     done = len(search.completed())
@@ -344,8 +353,6 @@ def describe(search: Search, report: Callable[[str], None]) -> int:
             f"not tuner.max_trials={search.params.max_trials}"
         )
     resuming = (search.project / "oracle.json").is_file()
-    if resuming:
-        os.utime(search.project)  # in use: `prune_searches` keeps the most recently used
     report(
         f"tune: search {search.key}: {'resuming with' if resuming else 'new search,'} {done} "
         f"trials done, {max(planned - done, 0)} to run"

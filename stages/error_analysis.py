@@ -5,7 +5,7 @@ from pathlib import Path
 
 from digits.analysis import find_errors, write_figures, write_tables
 from digits.data import load_split
-from digits.errors import run_stage
+from digits.errors import run_main
 from digits.evaluation import load_predictions
 from digits.files import atomic_path, write_json
 from digits.params import ErrorAnalysisParams, confirm_unchanged, load_section
@@ -36,4 +36,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_main(main)

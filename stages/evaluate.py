@@ -6,7 +6,7 @@ from pathlib import Path
 from digits import runtime
 from digits.calibration import temperature_of
 from digits.data import load_split
-from digits.errors import run_stage
+from digits.errors import run_main
 from digits.evaluation import (
     Predictions,
     confusion_rows,
@@ -52,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_main(main)

@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from digits.data import class_counts, save_split, split_mnist
-from digits.errors import run_stage
+from digits.errors import run_main
 from digits.mnist import load_mnist
 from digits.params import PrepareParams, confirm_unchanged, load_section
 
@@ -24,4 +24,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_main(main)

@@ -14,7 +14,7 @@ from pathlib import Path
 from digits import runtime
 from digits.calibration import fit_temperature, logits, scaled_nll, with_temperature
 from digits.data import load_split
-from digits.errors import run_stage
+from digits.errors import run_main
 from digits.files import write_json
 from digits.hyperparameters import Hyperparameters
 from digits.params import RuntimeParams, TrainParams, confirm_unchanged, load_section
@@ -65,4 +65,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_main(main)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from digits import oracle, runtime
 from digits.data import load_split
-from digits.errors import run_stage
+from digits.errors import run_main
 from digits.files import write_csv, write_json
 from digits.importance import importances, searched_dimensions
 from digits.model import SELECTION_METRIC
@@ -96,4 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_main(main)

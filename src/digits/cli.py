@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from digits.errors import DigitsError, run_stage
+from digits.errors import DigitsError, run_main
 
 MODEL = Path("models/model.keras")  # the train stage's --model
 TEST_SPLIT = Path("data/prepared/test.npz")  # the evaluate stage's --test
@@ -171,4 +171,4 @@ def main(argv: list[str] | None = None) -> None:
     review.set_defaults(handler=review_command)
 
     args = parser.parse_args(argv)
-    run_stage(lambda: args.handler(args))
+    run_main(lambda: args.handler(args))

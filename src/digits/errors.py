@@ -13,9 +13,10 @@ class DigitsError(Exception):
     """A problem with inputs, data or params; the message names it and says how to fix it."""
 
 
-def run_stage(main: Callable[[], None]) -> None:
-    """Run `main`; a `DigitsError` prints its message alone instead of a traceback (exit 1), and
-    Ctrl-C says nothing was published (exit 130, the shell's code for SIGINT)."""
+def run_main(main: Callable[[], None]) -> None:
+    """Run `main`, a stage script's or the `digits` command's: a `DigitsError` prints its
+    message alone instead of a traceback (exit 1), and Ctrl-C says nothing was published (exit
+    130, the shell's code for SIGINT)."""
     # `kill` and CI timeouts send SIGTERM: unwind like Ctrl-C, so cleanup (stopping a tuning
     # chief and its workers, removing temporary files) runs.
     signal.signal(signal.SIGTERM, _interrupt)

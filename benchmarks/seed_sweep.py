@@ -45,7 +45,7 @@ from typing import Any
 
 from summary import spread
 
-from digits.errors import DigitsError, run_stage
+from digits.errors import DigitsError, run_main
 from digits.files import write_json
 from digits.params import PARAMS_FILE, Params, parse_params
 from digits.runtime import environment
@@ -260,4 +260,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_main(main)

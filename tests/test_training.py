@@ -27,10 +27,10 @@ PARAMS = TrainParams(
     epochs=2, batch_size=64, learning_rate=None, warmup_epochs=0.5, label_smoothing=0.1,
     early_stopping_patience=3, seed=7, augmentation=AUGMENT,
 )  # fmt: skip
-# A learning rate so high that training never settles, so validation loss stops improving within
-# a few epochs on both CPUs tried (at 0.05 it fell for all 8 epochs on an Intel Xeon and rose on
-# an AMD EPYC; at 0.2 seeds 1-3 and 7 stopped at epochs 2-5 with patience 1 or 2 on the Xeon).
-# Patience 2: the epoch before stopping has a wait count to restore.
+# A learning rate so high that training never settles: validation loss stops improving within a
+# few epochs whatever the CPU, whereas at a moderate rate whether it keeps improving for all 8
+# epochs depends on the CPU's floating-point arithmetic. Patience 2: the epoch before stopping
+# has a wait count to restore.
 STOPS_EARLY = dataclasses.replace(PARAMS, epochs=8, learning_rate=0.2, early_stopping_patience=2)
 
 

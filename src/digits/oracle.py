@@ -61,8 +61,8 @@ class ResumableBayesianOracle(kt.oracles.BayesianOptimizationOracle):
         self.save()
 
     def reload(self) -> None:
-        """A Gaussian process fitted to the same trials in another row order proposes a
-        slightly different point (learning rates differed in the fourth digit).
+        """Trials are put back in trial order: a Gaussian process fitted to the same trials in
+        another row order proposes a slightly different point.
 
         Keras Tuner sends every trial oracle.json lists as ongoing back for a retry; one whose
         own file says it completed (saved just before oracle.json in `end_trial`) is done and

@@ -1,9 +1,11 @@
 """Running a search in other processes: fresh processes in chunks, or a chief with workers.
 
-- `run_in_chunks`: TensorFlow keeps about 18 MiB per trained model alive even after
-  `clear_session()` (keras-team/keras#17458), so one process running 50 trials grows by about
-  1 GiB. Each chunk runs in a fresh process that resumes from the saved state; chunks end at
-  multiples of `trials_per_process`, so a resumed search runs the same chunks.
+- `run_in_chunks`: TensorFlow keeps part of every trained model alive even after
+  `clear_session()` (https://github.com/keras-team/keras/issues/17458), so a process's memory
+  grows with every trial it runs, without end; `benchmarks/results/tune_trials.json` holds the
+  growth per trial, in one process and in chunks. Each chunk runs in a fresh process that
+  resumes from the saved state; chunks end at multiples of `trials_per_process`, so a resumed
+  search runs the same chunks.
 - `run_cluster`: Keras Tuner's own chief/worker mode (gRPC). The chief and each worker are the
   tune stage's own command, told their role by `KERASTUNER_TUNER_ID`. The chief waits forever
   for a worker that died mid-trial, so a dead worker, or no finished trial for
@@ -45,8 +47,8 @@ def die_with_parent(parent: int) -> None:
     dies (prctl(2) PR_SET_PDEATHSIG; kept across exec). A no-op on other systems.
 
     SIGKILL, not SIGTERM: a worker whose chief died with the stage waits in a gRPC call to it
-    that never returns to Python, so the stage's SIGTERM handler would never run (seen on an
-    Intel Xeon: the worker outlived the killed stage by minutes)."""
+    that never returns to Python, so a SIGTERM handler would never run and the worker would
+    live on after the stage."""
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)

@@ -15,7 +15,7 @@ from digits.evaluation import (
     save_predictions,
 )
 from digits.files import write_csv, write_json
-from digits.model import load_model
+from digits.model import load_model, require_probabilities
 from digits.params import EvaluateParams, RuntimeParams, confirm_unchanged, load_section
 
 
@@ -33,6 +33,7 @@ def main() -> None:
     settings = runtime.configure(seed=0, threads=runtime_params.threads)
     test = load_split(args.test)
     model = load_model(args.model)
+    require_probabilities(model)
     probabilities = model.predict(test.images, batch_size=params.batch_size, verbose=0)
     predictions = Predictions(probabilities.astype("float32"), test.labels, temperature_of(model))
 

@@ -1,22 +1,24 @@
 """Stage train: tuned hyperparameters + train/val splits -> the calibrated model, curves, metrics.
 
-The best epoch (by validation accuracy) is then temperature-scaled on the validation split, so
-every probability downstream (evaluate, error_analysis, `digits predict`, `digits export`) is
-calibrated; the argmax, hence accuracy, is unchanged. `val_nll` (after scaling) is what recipe
-choices such as label smoothing are compared on, with validation accuracy. Work in progress
-lives beside the model in `<model>.checkpoints/<run key>/`, outside DVC's outputs, so a killed
-run resumes from its last finished epoch on the next `dvc repro`.
+The network is trained on its logits; the best epoch (by validation accuracy) is then
+temperature-scaled on the validation split, so every probability downstream (evaluate,
+error_analysis, `digits predict`, `digits export`) is calibrated; the argmax, hence accuracy,
+is unchanged. `val_nll` (after scaling) is what recipe choices such as label smoothing are
+compared on, with validation accuracy. Work in progress lives beside the model in
+`<model>.checkpoints/<run key>/`, outside DVC's outputs, so a killed run resumes from its last
+finished epoch on the next `dvc repro`.
 """
 
 import argparse
 from pathlib import Path
 
 from digits import runtime
-from digits.calibration import fit_temperature, logits, scaled_nll, with_temperature
+from digits.calibration import fit_temperature, logits, scaled_nll
 from digits.data import load_split
 from digits.errors import run_main
 from digits.files import write_json
 from digits.hyperparameters import Hyperparameters
+from digits.model import probability_model
 from digits.params import RuntimeParams, TrainParams, confirm_unchanged, load_section
 from digits.training import (
     best_model,
@@ -54,7 +56,7 @@ def main() -> None:
     temperature = fit_temperature(val_logits, val.labels)
     val_nll = scaled_nll(val_logits, val.labels, temperature)
     confirm_unchanged(runtime_params, params, stage="train")
-    publish(with_temperature(best, temperature), checkpoints / key, args.model, args.curves)
+    publish(probability_model(best, temperature), checkpoints / key, args.model, args.curves)
     calibration = {"temperature": round(temperature, 6), "val_nll": round(val_nll, 6)}
     write_json(args.metrics, {**result.metrics(), **calibration, **settings})
     finish(checkpoints / key)

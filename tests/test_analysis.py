@@ -16,7 +16,6 @@ from digits.analysis import (
     find_errors,
     label_issues,
     mistakes_by_confidence,
-    per_class_error_rate,
     reliability_curves,
     top_confused_pairs,
     write_figures,
@@ -27,10 +26,13 @@ from digits.errors import DigitsError
 from digits.evaluation import (
     Predictions,
     accuracy_interval,
+    brier,
     calibration,
     evaluation_metrics,
     load_predictions,
+    nll,
     per_class_rows,
+    per_class_scores,
     probability_scores,
     save_predictions,
 )
@@ -87,6 +89,15 @@ def test_calibration_error_is_known() -> None:
     assert bins.confidence == pytest.approx([0.6, 0.9])
 
 
+def test_a_confidence_on_a_bin_edge_belongs_to_the_lower_bin() -> None:
+    # Guo et al.'s bins are ((m - 1) / M, m / M]: 0.6 closes bin 9 of 15 (0.5333, 0.6].
+    predictions = Predictions(one_hot_probabilities([0, 0], [0.6, 0.6 + 1e-9]), np.array([0, 1]))
+    bins = calibration(predictions)
+    assert bins.counts.tolist() == [1, 1]
+    assert bins.accuracy.tolist() == [1.0, 0.0]
+    assert bins.ece == pytest.approx(0.5 * 0.4 + 0.5 * 0.6)
+
+
 def test_nll_and_brier_are_known() -> None:
     # Sample 0: right with 0.9 on its digit; sample 1: wrong, 0.6 on digit 1, label 0 at 0.4/9.
     predictions = Predictions(one_hot_probabilities([0, 1], [0.9, 0.6]), np.array([0, 0]))
@@ -95,6 +106,10 @@ def test_nll_and_brier_are_known() -> None:
     brier_right = (1 - 0.9) ** 2 + 9 * (0.1 / 9) ** 2
     brier_wrong = (1 - 0.4 / 9) ** 2 + 0.6**2 + 8 * (0.4 / 9) ** 2
     assert scores["brier"] == pytest.approx((brier_right + brier_wrong) / 2)
+    # float32 rows (what the model outputs) sum to 1 only within float32's rounding: still read.
+    rows = predictions.probabilities.astype(np.float32) * np.float32(1 + 3e-7)
+    assert nll(predictions.labels, rows) == pytest.approx(scores["nll"], rel=1e-6)
+    assert brier(predictions.labels, rows) == pytest.approx(scores["brier"], rel=1e-6)
 
 
 def test_clopper_pearson_interval_matches_its_closed_form_at_the_extremes() -> None:
@@ -151,8 +166,9 @@ def test_per_class_rows_and_error_rates(predictions: Predictions) -> None:
     assert rows[4]["recall"] == pytest.approx(1 / 3, abs=1e-6)
     assert rows[4]["error_rate"] == pytest.approx(2 / 3, abs=1e-6)
     assert rows[4]["support"] == 3
-    assert per_class_error_rate(predictions)[7] == 0.5
-    assert np.isnan(per_class_error_rate(predictions)[0])  # no 0 in the labels: undefined, not 0
+    error_rate = per_class_scores(predictions)["error_rate"]
+    assert error_rate[7] == 0.5
+    assert np.isnan(error_rate[0])  # no 0 in the labels: undefined, not 0
 
 
 def test_label_issues_finds_the_flipped_labels() -> None:
@@ -206,8 +222,7 @@ def test_the_report_writes_every_figure(predictions: Predictions, tmp_path: Path
     json.dumps(found.metrics())  # plain ints: what write_json needs
     figures = sorted(path.name for path in (tmp_path / "images").iterdir())
     assert figures == [
-        "confused_pairs.png", "confusion_matrix.png", "label_issues.png", "misclassified.png",
-        "per_class_error_rate.png", "reliability.png",
+        "confused_pairs.png", "label_issues.png", "misclassified.png", "reliability.png",
     ]  # fmt: skip
     pairs = (tmp_path / "confused_pairs.csv").read_text().splitlines()
     assert pairs[:2] == ["pair,actual,predicted,count,share_of_errors", "4->9,4,9,2,0.5"]

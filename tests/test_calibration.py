@@ -1,5 +1,6 @@
 """Temperature scaling: the fit on logits with a known temperature, and the calibrated Keras model
-(same argmax, saved and loaded as .keras, exported to SavedModel and TFLite) on real MNIST."""
+(the network's logits -> temperature -> softmax: same argmax, saved and loaded as .keras, exported
+to SavedModel and TFLite) on real MNIST."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ import pytest
 from scipy.special import softmax
 from sklearn.metrics import log_loss
 
-from digits.calibration import fit_temperature, logits, temperature_of, with_temperature
+from digits.calibration import fit_temperature, logits, scaled_nll, temperature_of
 from digits.data import Split
 from digits.errors import DigitsError
-from digits.evaluation import Predictions
+from digits.evaluation import Predictions, nll
 from digits.export import export_all
 from digits.hyperparameters import Hyperparameters
 from digits.mnist import Mnist
-from digits.model import build_model, load_model
+from digits.model import build_model, load_model, probability_model
 
 SMALL = Hyperparameters(
     conv_blocks=2, convs_per_block=1, base_filters=8, first_kernel_size=3, kernel_size=3,
@@ -63,10 +64,12 @@ def test_bad_fit_inputs_raise_one_clear_error() -> None:
 
 @pytest.fixture(scope="module")
 def model(mnist: Mnist) -> keras.Model:
-    """A small CNN trained for one epoch on 3,000 real MNIST images (plain cross-entropy)."""
+    """A small CNN (its output: logits) trained for one epoch on 3,000 real MNIST images (plain
+    cross-entropy on the logits)."""
     train = Split(mnist.train_images, mnist.train_labels).subset(3_000, seed=0)
     model = build_model(SMALL, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=keras.optimizers.Adam(0.003), loss=loss)
     model.fit(train.images, train.labels, epochs=1, batch_size=128, verbose=0)
     return model
 
@@ -83,15 +86,18 @@ def test_scaling_keeps_the_argmax_and_divides_the_logits(
     model: keras.Model, held_out: tuple[Split, Split]
 ) -> None:
     images = held_out[1].images
-    calibrated = with_temperature(model, 0.5)
-    original, scaled = model.predict(images, verbose=0), calibrated.predict(images, verbose=0)
-    np.testing.assert_array_equal(scaled.argmax(axis=1), original.argmax(axis=1))
+    calibrated, plain = probability_model(model, 0.5), probability_model(model)
     z = logits(model, images)
+    np.testing.assert_array_equal(z, model.predict(images, verbose=0))  # the network's output
+    original, scaled = plain.predict(images, verbose=0), calibrated.predict(images, verbose=0)
+    np.testing.assert_array_equal(scaled.argmax(axis=1), z.argmax(axis=1))
     np.testing.assert_allclose(softmax(z, axis=1), original, atol=1e-6)
     np.testing.assert_allclose(softmax(z / 0.5, axis=1), scaled, atol=1e-6)
     np.testing.assert_array_equal(logits(calibrated, images), z)  # logits stay unscaled
     assert (temperature_of(model), temperature_of(calibrated)) == (1.0, 0.5)
     assert calibrated.layers[-1].name == "probabilities"
+    assert len(calibrated.outputs) == 1 and scaled.shape == (len(images), 10)
+    assert scaled.dtype == np.float32
     # What evaluate reconstructs from the calibrated output and T alone: the original output.
     unscaled = Predictions(scaled, held_out[1].labels, 0.5).unscaled().probabilities
     np.testing.assert_allclose(unscaled, original, atol=1e-5)
@@ -102,29 +108,35 @@ def test_a_fitted_temperature_lowers_the_held_out_nll(
 ) -> None:
     validation, test = held_out
     temperature = fit_temperature(logits(model, validation.images), validation.labels)
-    calibrated = with_temperature(model, temperature)
-    before = log_loss(test.labels, model.predict(test.images, verbose=0), labels=range(10))
+    calibrated = probability_model(model, temperature)
+    test_logits = logits(model, test.images)
+    before = log_loss(test.labels, softmax(test_logits, axis=1), labels=range(10))
     after = log_loss(test.labels, calibrated.predict(test.images, verbose=0), labels=range(10))
     assert temperature != pytest.approx(1.0, abs=0.02)
     assert after < before
+    # The NLL the fit minimises is the one evaluate reports.
+    probabilities = calibrated.predict(test.images, verbose=0)
+    assert scaled_nll(test_logits, test.labels, temperature) == pytest.approx(
+        nll(test.labels, probabilities), rel=1e-4
+    )
 
 
 def test_the_calibrated_model_saves_loads_rescales_and_exports(
     model: keras.Model, held_out: tuple[Split, Split], tmp_path: Path
 ) -> None:
     images = held_out[1].images[:256]
-    calibrated = with_temperature(model, 1.7)
+    calibrated = probability_model(model, 1.7)
     expected = calibrated.predict(images, verbose=0)
     calibrated.save(tmp_path / "model.keras")
     loaded = load_model(tmp_path / "model.keras")
     assert temperature_of(loaded) == 1.7
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
     # Scaling a calibrated model again replaces its temperature instead of compounding it.
-    rescaled = with_temperature(loaded, 0.5)
+    rescaled = probability_model(loaded, 0.5)
     assert temperature_of(rescaled) == 0.5
     np.testing.assert_allclose(
         rescaled.predict(images, verbose=0),
-        with_temperature(model, 0.5).predict(images, verbose=0),
+        probability_model(model, 0.5).predict(images, verbose=0),
         atol=1e-6,
     )
     # Export checks SavedModel and TFLite predictions against the Keras model's (1e-4).
@@ -136,8 +148,11 @@ def test_the_calibrated_model_saves_loads_rescales_and_exports(
 def test_bad_temperatures_and_models_raise_one_clear_error(model: keras.Model) -> None:
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(DigitsError, match="finite number > 0"):
-            with_temperature(model, bad)
+            probability_model(model, bad)
     inputs = keras.Input((4,))
     regression = keras.Model(inputs, keras.layers.Dense(1, name="value")(inputs))
-    with pytest.raises(DigitsError, match="does not end in a softmax Dense layer"):
-        with_temperature(regression, 2.0)
+    # The model, the layer it lacks, its last layer, and the fix.
+    with pytest.raises(DigitsError, match=r"'logits' layer \(last layer: 'value'.*build_model"):
+        probability_model(regression, 2.0)
+    with pytest.raises(DigitsError, match=r"'logits' layer.*`dvc repro train`"):
+        logits(regression, np.zeros((1, 4), np.float32))

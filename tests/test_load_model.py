@@ -1,6 +1,7 @@
 """`load_model` and the `digits` commands on model files that do not load: damaged, saved by
 another Keras version, or holding code (a Lambda layer); and the DVC command the error names for
-the pipeline's own model, run as a user would run it."""
+the pipeline's own model, run as a user would run it. Models saved when the network ended in a
+softmax Dense still predict, export and evaluate; a bare network (logits) is refused."""
 
 from __future__ import annotations
 
@@ -10,13 +11,24 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 from PIL import Image
 
 from digits import cli
+from digits.calibration import logits, temperature_of
+from digits.data import Split, save_split
 from digits.errors import DigitsError
+from digits.evaluation import Predictions, evaluation_metrics
 from digits.mnist import Mnist
-from digits.model import Hyperparameters, build_model, load_model
+from digits.model import (
+    Hyperparameters,
+    TemperatureScaling,
+    build_model,
+    load_model,
+    probability_model,
+)
+from digits.predict import read_inputs
 from tests.helpers import git, run, run_unchecked
 
 TINY = Hyperparameters(
@@ -28,9 +40,10 @@ FUTURE = "3.99.0"  # a Keras version newer than any this project installs
 
 @pytest.fixture(scope="module")
 def good_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real (untrained) model of the project's family, saved as `.keras`."""
+    """A real (untrained) model of the project's family, saved as `.keras` as the pipeline
+    publishes it (ending in the Softmax layer "probabilities")."""
     path = tmp_path_factory.mktemp("model") / "model.keras"
-    build_model(TINY, seed=0).save(path)
+    probability_model(build_model(TINY, seed=0)).save(path)
     return path
 
 
@@ -160,3 +173,108 @@ def test_the_fix_named_for_the_pipelines_damaged_model_restores_it(
     assert command == f"dvc checkout --force {cli.MODEL}"
     run(project, *shlex.split(command))
     assert run(project, "digits", "predict", "digit.png").startswith("digit.png: ")
+
+
+def says(message: str, *facts: str) -> None:
+    """`message` is one line carrying every fact, whatever the sentence around them."""
+    assert "\n" not in message.strip() and all(fact in message for fact in facts), message
+
+
+def old_form_model(temperature: float | None, train: Split) -> keras.Model:
+    """A network as `build_model` made it when its last layer was a softmax Dense named
+    "probabilities" (reduced to one conv block), trained one epoch on `train`. With a
+    `temperature`, as calibration then rebuilt it: that Dense made linear ("logits"), then
+    TemperatureScaling "temperature" and Softmax "probabilities"."""
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    inputs = keras.Input(shape=(28, 28), dtype="uint8", name="image")
+    x = layers.Reshape((28, 28, 1), name="add_channel")(
+        layers.Rescaling(1 / 255, name="scale")(inputs)
+    )
+    x = layers.ReLU(name="block1_conv1_relu")(
+        layers.MaxPooling2D(name="block1_pool")(layers.Conv2D(8, 3, name="block1_conv1")(x))
+    )
+    x = layers.Dense(32, activation="relu", name="dense")(layers.Flatten(name="flatten")(x))
+    softmax_dense = layers.Dense(10, activation="softmax", name="probabilities")
+    network = keras.Model(inputs, softmax_dense(x), name="digits_cnn")
+    network.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    network.fit(train.images, train.labels, epochs=1, batch_size=32, verbose=0)
+    if temperature is None:
+        return network
+    linear = layers.Dense(10, name="logits")
+    scaled = TemperatureScaling(temperature, name="temperature")(linear(x))
+    calibrated = keras.Model(
+        inputs, layers.Softmax(name="probabilities")(scaled), name="digits_cnn"
+    )
+    linear.set_weights(softmax_dense.get_weights())
+    return calibrated
+
+
+@pytest.mark.parametrize("temperature", [None, 1.7])
+def test_a_model_saved_with_a_softmax_dense_output_still_predicts_exports_and_evaluates(
+    temperature: float | None,
+    tiny_splits: dict[str, Split],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "old.keras"
+    old_form_model(temperature, tiny_splits["train"]).save(path)
+    model, test = load_model(path), tiny_splits["test"]
+    probabilities = model.predict(test.images, verbose=0)
+
+    image = tmp_path / "digit.png"
+    Image.fromarray(test.images[0]).resize((84, 84)).save(image)
+    cli.main(["predict", "--model", str(path), "--json", str(image)])
+    [shown] = json.loads(capsys.readouterr().out)
+    [(_, read)], _ = read_inputs([str(image)])  # the 28 x 28 image predict gave the model
+    expected = model.predict(read[None], verbose=0)[0]
+    assert shown["digit"] == int(expected.argmax())
+    assert shown["probability"] == round(float(expected.max()), 4)
+
+    save_split(test, tmp_path / "test.npz")
+    cli.main(["export", "--model", str(path), "--test", str(tmp_path / "test.npz"),
+              "--out", str(tmp_path / "export")])  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == [
+        "model.tflite",
+        "saved_model",
+    ]
+
+    # What the evaluate stage does with the model it loads.
+    predictions = Predictions(probabilities.astype(np.float32), test.labels, temperature_of(model))
+    metrics = evaluation_metrics(predictions)
+    assert metrics["temperature"] == (temperature or 1.0)
+    assert metrics["accuracy"] == round(float((probabilities.argmax(1) == test.labels).mean()), 6)
+    assert (metrics["nll"] == metrics["nll_unscaled"]) == (temperature is None)
+
+
+def test_a_model_without_its_logits_layer_says_to_retrain(tiny_splits: dict[str, Split]) -> None:
+    """The temperature fit needs the logits, which a softmax Dense output does not keep."""
+    old = old_form_model(None, tiny_splits["train"])
+    with pytest.raises(DigitsError) as error:
+        logits(old, tiny_splits["val"].images)
+    says(str(error.value), "'logits'", "'probabilities'", "`dvc repro train`")
+
+
+def test_a_network_that_outputs_logits_is_refused_by_predict_and_export(
+    tiny_splits: dict[str, Split], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A training checkpoint is the bare network: its outputs are not probabilities."""
+    path = tmp_path / "best.keras"
+    build_model(TINY, seed=0).save(path)
+    image = tmp_path / "digit.png"
+    Image.fromarray(tiny_splits["test"].images[0]).save(image)
+    says(
+        predict_error(path, image, capsys),
+        "outputs logits",
+        "models/model.keras",
+        "probability_model",
+    )
+    split = tmp_path / "test.npz"
+    save_split(tiny_splits["test"], split)
+    with pytest.raises(SystemExit):
+        cli.main(
+            ["export", "--model", str(path), "--test", str(split), "--out", str(tmp_path / "x")]
+        )
+    [line] = capsys.readouterr().err.strip().splitlines()
+    says(line, "outputs logits", "probability_model")
+    assert not (tmp_path / "x").exists()

@@ -20,7 +20,7 @@ from digits.data import Split, save_split
 from digits.errors import DigitsError
 from digits.export import export_all, saved_model_predict, tflite_predict
 from digits.mnist import Mnist
-from digits.model import Hyperparameters, build_model
+from digits.model import Hyperparameters, build_model, load_model, probability_model
 from digits.predict import (
     LOW_CONFIDENCE,
     MAX_FRAMES,
@@ -41,14 +41,16 @@ CASES = Path(__file__).parent / "cases" / "predict"
 
 @pytest.fixture(scope="module")
 def model_path(mnist: Mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small CNN trained for two epochs on 12,000 real MNIST images (about 97% accurate)."""
+    """A small CNN trained for two epochs on 12,000 real MNIST images (about 97% accurate), saved
+    as the pipeline publishes it: network (logits) -> temperature -> softmax."""
     train = Split(mnist.train_images, mnist.train_labels).subset(12_000, seed=0)
     keras.utils.set_random_seed(0)  # the same model whichever tests ran before
     model = build_model(SMALL, seed=0)
-    model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=keras.optimizers.Adam(0.003), loss=loss)
     model.fit(train.images, train.labels, epochs=2, batch_size=128, verbose=0)
     path = tmp_path_factory.mktemp("model") / "model.keras"
-    model.save(path)
+    probability_model(model).save(path)
     return path
 
 
@@ -615,13 +617,16 @@ def test_a_low_top_probability_is_flagged_as_maybe_not_a_digit() -> None:
 def test_a_shape_the_model_is_unsure_of_is_flagged_through_the_cli(
     model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """A triangle: the model spreads its belief (top probability under LOW_CONFIDENCE)."""
+    """A triangle, read by the model with its logits divided by 50: the belief spread over the
+    digits whatever the network makes of the shape (top probability under LOW_CONFIDENCE)."""
     image = Image.new("L", (200, 200), 255)
     ImageDraw.Draw(image).polygon([(100, 20), (180, 180), (20, 180)], outline=0, width=12)
     image.save(tmp_path / "triangle.png")
-    cli.main(["predict", "--model", str(model_path), str(tmp_path / "triangle.png")])
+    unsure = tmp_path / "unsure.keras"
+    probability_model(load_model(model_path), temperature=50.0).save(unsure)
+    cli.main(["predict", "--model", str(unsure), str(tmp_path / "triangle.png")])
     assert capsys.readouterr().out.rstrip().endswith("; low confidence: may not be a digit")
-    [item] = run_predict(model_path, [tmp_path / "triangle.png"])
+    [item] = run_predict(unsure, [tmp_path / "triangle.png"])
     assert item["low_confidence"] is True and item["probability"] < LOW_CONFIDENCE
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from scipy.special import softmax
 
 from digits import runtime, training
 from digits.data import Split
 from digits.hyperparameters import Hyperparameters
 from digits.mnist import Mnist
-from digits.model import RandomIntensity, build_model, load_model
+from digits.model import RandomIntensity, build_model, load_model, probability_model
 from digits.params import AugmentationParams, TrainParams
 from tests.helpers import assert_same_arrays
 
@@ -77,14 +78,28 @@ def kill_after_epoch(monkeypatch: pytest.MonkeyPatch, epochs: int) -> None:
 
 
 def test_the_model_takes_raw_uint8_images_and_survives_save_and_load(tmp_path: Path) -> None:
-    model = build_model(SMALL, AUGMENT, seed=1)
+    network = build_model(SMALL, AUGMENT, seed=1)
+    model = probability_model(network)
     images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
     before = model.predict(images, verbose=0)
     np.testing.assert_allclose(before.sum(axis=1), 1.0, rtol=1e-5)
+    # The network itself outputs the logits the probabilities are the softmax of.
+    logits = network.predict(images, verbose=0)
+    np.testing.assert_allclose(softmax(logits, axis=1), before, atol=1e-6)
+    last = network.layers[-1]
+    assert last.name == "logits" and last.activation is keras.activations.linear
     model.save(tmp_path / "m.keras")
     np.testing.assert_allclose(
         load_model(tmp_path / "m.keras").predict(images, verbose=0), before, rtol=1e-5
     )
+
+
+def test_training_takes_the_cross_entropy_of_the_logits(tiny_splits: dict[str, Split]) -> None:
+    model = training.compile_for_training(SMALL, PARAMS, tiny_splits["train"])
+    config = model.loss.get_config()
+    assert config["from_logits"] is True
+    assert config["label_smoothing"] == PARAMS.label_smoothing
+    assert model.layers[-1].name == "logits"
 
 
 def test_the_run_key_does_not_depend_on_what_the_process_built_before(
@@ -152,7 +167,8 @@ def test_batch_norm_models_predict_well_after_a_short_run(
     """Short tuning trials must not collapse to chance at inference (BatchNorm moving stats)."""
     train = Split(mnist.train_images, mnist.train_labels).subset(2000, seed=0)
     model = build_model(SMALL)
-    model.compile(optimizer=keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=keras.optimizers.Adam(0.003), loss=loss)
     model.fit(train.images, train.labels, epochs=2, batch_size=64, verbose=0)
     val = tiny_splits["val"]
     accuracy = (model.predict(val.images, verbose=0).argmax(axis=1) == val.labels).mean()

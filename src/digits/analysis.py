@@ -14,7 +14,7 @@ from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 from digits import plots
 from digits.data import NUM_CLASSES
 from digits.errors import DigitsError
-from digits.evaluation import Calibration, Predictions, calibration, per_class_scores
+from digits.evaluation import Calibration, Predictions, calibration
 from digits.files import write_csv
 from digits.params import ErrorAnalysisParams
 
@@ -65,11 +65,6 @@ def mistakes_for_pair(predictions: Predictions, pair: ConfusedPair) -> np.ndarra
         predictions.predicted[ordered] == pair.predicted
     )
     return ordered[keep]
-
-
-def per_class_error_rate(predictions: Predictions) -> np.ndarray:
-    """10 float64: the share of each true digit's test images the model gets wrong, 1 - recall."""
-    return per_class_scores(predictions)["error_rate"]
 
 
 @dataclass(frozen=True)
@@ -182,8 +177,9 @@ def write_figures(
     params: ErrorAnalysisParams,
     figures: Path,
 ) -> None:
-    """The PNGs under `figures`: confusion matrix, galleries (all mistakes, the top pairs, label
-    issues), reliability before and after scaling, error rate per digit.
+    """The PNGs under `figures`: galleries (all mistakes, the top pairs, label issues) and
+    reliability before and after scaling, the pictures DVC has no template for. The confusion
+    matrix and the error rate per digit are DVC plots of evaluate's tables (`dvc plots show`).
 
     Every run writes the same file names, whichever pairs it confuses: a name per pair would
     leave another run's pair behind after `dvc exp apply`, and `dvc plots diff` pairs images of
@@ -198,11 +194,6 @@ def write_figures(
             images[shown], [caption(predictions, i) for i in shown], figures / name, title
         )
 
-    plots.confusion_heatmap(
-        confusion_matrix(predictions),
-        figures / "confusion_matrix.png",
-        f"Test confusion matrix: {found.errors} errors in {len(predictions.labels):,} images",
-    )
     gallery(mistakes, "misclassified.png", "Misclassified test images, most confident first")
     pair_galleries(found, predictions, images, params, figures / "confused_pairs.png")
     shown = issues.ranked[:LABEL_ISSUE_GALLERY]
@@ -215,9 +206,6 @@ def write_figures(
     )
     curves, title = reliability_curves(predictions)
     plots.reliability_diagram(curves, figures / "reliability.png", title)
-    plots.per_class_error_bars(
-        per_class_error_rate(predictions), figures / "per_class_error_rate.png"
-    )
 
 
 def pair_galleries(

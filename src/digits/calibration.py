@@ -4,28 +4,26 @@ Source: Guo, Pleiss, Sun and Weinberger (2017), "On Calibration of Modern Neural
 section 4.2: divide the logits z by T > 0 fitted on held-out data to minimise the negative
 log-likelihood. softmax(z / T) keeps the argmax of softmax(z), so accuracy cannot change.
 
-The calibrated model ends in Dense "logits" (linear) -> TemperatureScaling "temperature" ->
-Softmax "probabilities", so it saves as `.keras`, exports like any model, and carries its own T
-(`temperature_of`): evaluate recovers the unscaled probabilities from it (see
-`digits.evaluation.Predictions.unscaled`). `TemperatureScaling` lives in `digits.model` with the
-other layers saved models contain, so `load_model` reads calibrated models everywhere.
+The network (`digits.model.build_model`) outputs its logits; the published model is that
+network -> TemperatureScaling "temperature" -> Softmax "probabilities"
+(`digits.model.probability_model`), so it saves as `.keras`, exports like any model, and carries
+its own T (`temperature_of`): evaluate recovers the unscaled probabilities from it (see
+`digits.evaluation.Predictions.unscaled`). The NLL minimised here is `digits.evaluation.nll`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import keras
 import numpy as np
-from keras import layers
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
-from sklearn.metrics import log_loss
+from scipy.special import softmax
 
 from digits.data import NUM_CLASSES
 from digits.errors import DigitsError
-from digits.model import TemperatureScaling, check_temperature
+from digits.evaluation import nll
+from digits.model import TemperatureScaling, logits_output
 
 # The search range of T. A fit at either end means the NLL has no interior minimum, and that T
 # would not generalise.
@@ -62,13 +60,14 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
             f"fit_temperature: all {len(labels)} held-out images are right, so the NLL keeps "
             "falling as T -> 0 and has no minimum: fit on more held-out images"
         )
-    rows = np.arange(len(labels))
 
-    def nll(log_temperature: float) -> float:
-        return float(-log_softmax(logits / math.exp(log_temperature), axis=1)[rows, labels].mean())
+    def objective(log_temperature: float) -> float:
+        return scaled_nll(logits, labels, math.exp(log_temperature))
 
     low, high = (math.log(bound) for bound in TEMPERATURE_BOUNDS)
-    result = minimize_scalar(nll, bounds=(low, high), method="bounded", options={"xatol": 1e-6})
+    result = minimize_scalar(
+        objective, bounds=(low, high), method="bounded", options={"xatol": 1e-6}
+    )
     if not result.success or min(result.x - low, high - result.x) < 1e-3:
         raise DigitsError(
             f"fit_temperature: the NLL has no minimum for T in {TEMPERATURE_BOUNDS} (best "
@@ -76,41 +75,6 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
             "fit on more held-out images"
         )
     return math.exp(result.x)
-
-
-def _logits_tensor(model: keras.Model) -> Any:
-    """The symbolic pre-softmax logits of `model`, unscaled by any temperature it carries."""
-    last = model.layers[-1]
-    before = model.layers[-2] if len(model.layers) > 1 else None
-    if (
-        isinstance(last, layers.Softmax)
-        and isinstance(before, TemperatureScaling)
-        and last.input is before.output
-    ):
-        return before.input
-    if isinstance(last, layers.Dense) and last.activation is keras.activations.softmax:
-        linear = layers.Dense(last.units, name="logits")
-        outputs = linear(last.input)
-        linear.set_weights(last.get_weights())
-        return outputs
-    raise DigitsError(
-        f"model {model.name!r} does not end in a softmax Dense layer or temperature scaling "
-        f"(last layer: {last.name!r}, {type(last).__name__}); build it with digits.model"
-    )
-
-
-def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
-    """A model with the same input that outputs softmax(logits / temperature), N x 10 float32.
-
-    `model` ends in `Dense(10, activation="softmax")` (see `digits.model.build_model`) or is
-    itself a calibrated model (its temperature is then replaced, not compounded). The new model
-    shares every layer of `model` but the last softmax Dense, whose weights it copies into a
-    linear Dense; its argmax equals `model`'s.
-    Raises DigitsError for a temperature that is not finite and > 0, or another model shape.
-    """
-    scaling = TemperatureScaling(check_temperature(temperature), name="temperature")
-    outputs = layers.Softmax(name="probabilities")(scaling(_logits_tensor(model)))
-    return keras.Model(model.input, outputs, name=model.name)
 
 
 def temperature_of(model: keras.Model) -> float:
@@ -125,17 +89,17 @@ def temperature_of(model: keras.Model) -> float:
 
 
 def logits(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Pre-softmax, unscaled logits N x 10 float32 of `model` on images N x 28 x 28 uint8.
+    """Pre-softmax, unscaled logits N x 10 float32 of `model` on images N x 28 x 28 uint8: the
+    output of its `logits` layer, which every network and published model has.
 
-    What `fit_temperature` takes: run it on held-out images of the uncalibrated model. Raises
-    DigitsError for a model that ends in neither a softmax Dense layer nor temperature scaling.
+    What `fit_temperature` takes: run it on held-out images. Raises DigitsError for a model
+    without a logits layer (see `digits.model.logits_output`).
     """
-    logits_model = keras.Model(model.input, _logits_tensor(model))
+    logits_model = keras.Model(model.input, logits_output(model))
     return np.asarray(logits_model.predict(images, batch_size=batch_size, verbose=0), np.float32)
 
 
 def scaled_nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
-    """Mean negative log-likelihood (nats) of softmax(logits / temperature): logits N x 10
-    float, labels N int in 0..9 (scikit-learn's `log_loss`)."""
-    probabilities = softmax(np.asarray(logits, np.float64) / temperature, axis=1)
-    return float(log_loss(labels, probabilities, labels=np.arange(NUM_CLASSES)))
+    """Mean negative log-likelihood (nats) of softmax(logits / temperature) (`digits.evaluation
+    .nll`): logits N x 10 float, labels N int in 0..9, temperature > 0."""
+    return nll(labels, softmax(np.asarray(logits, np.float64) / temperature, axis=1))

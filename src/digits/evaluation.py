@@ -1,6 +1,8 @@
 """Score the trained model on the test set, once, and keep its predicted probabilities.
 
-error_analysis works from the saved probabilities and never reruns the model.
+error_analysis works from the saved probabilities and never reruns the model. The one place the
+probability scores are computed: `nll`, `brier` and the ECE (`calibration`), for evaluate, the
+temperature fit (`digits.calibration`), error_analysis and the benchmarks alike.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from typing import Any
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, f1_score, log_loss, precision_recall_fscore_support
 from statsmodels.stats.proportion import proportion_confint
 
@@ -107,39 +108,56 @@ class Calibration:
 
 
 def calibration(predictions: Predictions, bins: int = CALIBRATION_BINS) -> Calibration:
-    """`bins` equal-width bins of the top-class probability over [0, 1], via sklearn.
+    """`bins` equal-width bins of the top-class probability over [0, 1] and the ECE over them.
 
-    sklearn.calibration.calibration_curve gives each bin's accuracy and mean confidence;
-    it returns no counts, so they come from its own bin rule (bin = searchsorted of the inner
-    edges, as in its source: a confidence on an edge belongs to the lower bin).
+    Bin m holds the confidences in ((m - 1) / bins, m / bins] (the first also holds 0), as in
+    Guo et al. (2017), "On Calibration of Modern Neural Networks", ICML, eq. 3, after Naeini,
+    Cooper and Hauskrecht (2015), "Obtaining Well Calibrated Probabilities Using Bayesian
+    Binning", AAAI; 15 bins as Guo et al. report it. scikit-learn has no ECE, hence by hand.
     """
     confidence, correct = predictions.confidence.astype(np.float64), ~predictions.wrong
-    accuracy, mean_confidence = calibration_curve(
-        correct, confidence, n_bins=bins, strategy="uniform", pos_label=True
+    index = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], confidence)
+    counts = np.bincount(index, minlength=bins)
+    filled = counts > 0
+    accuracy = np.bincount(index, weights=correct, minlength=bins)[filled] / counts[filled]
+    mean_confidence = (
+        np.bincount(index, weights=confidence, minlength=bins)[filled] / counts[filled]
     )
-    inner_edges = np.linspace(0.0, 1.0, bins + 1)[1:-1]
-    counts = np.bincount(np.searchsorted(inner_edges, confidence), minlength=bins)
-    counts = counts[counts > 0]
+    counts = counts[filled]
     ece = float(np.sum(counts / counts.sum() * np.abs(accuracy - mean_confidence)))
     return Calibration(accuracy, mean_confidence, counts, ece)
 
 
-def probability_scores(predictions: Predictions) -> dict[str, float]:
-    """ECE (see `Calibration`), NLL and Brier score of the predicted probabilities.
+def _rows_summing_to_one(probabilities: np.ndarray) -> np.ndarray:
+    """float64 rows renormalised: float32 rows sum to 1 only within ~2e-7, which scikit-learn's
+    float64 sum-to-one check rejects."""
+    rows = np.asarray(probabilities, dtype=np.float64)
+    return rows / rows.sum(axis=1, keepdims=True)
 
-    nll: mean -log p(true digit), natural log (sklearn.metrics.log_loss). brier: mean over images
-    of the squared distance between the one-hot label and the 10 probabilities, summed over the
-    classes (Brier 1950, "Verification of forecasts expressed in terms of probability", Monthly
-    Weather Review 78; sklearn.metrics.brier_score_loss, multiclass: range [0, 2]).
-    """
-    # float64 rows renormalised: float32 rows sum to 1 only within ~2e-7, which sklearn's
-    # float64 sum-to-one check rejects.
-    probabilities = predictions.probabilities.astype(np.float64)
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
+
+def nll(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean negative log-likelihood, -log p(true digit) in nats, of probabilities N x 10 for
+    labels N int in 0..9 (`sklearn.metrics.log_loss`, which clips p to float64's eps)."""
+    return float(log_loss(labels, _rows_summing_to_one(probabilities), labels=DIGITS))
+
+
+def brier(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """Mean over images of the squared distance between the one-hot label and the 10
+    probabilities, summed over the classes, in [0, 2] (Brier 1950, "Verification of forecasts
+    expressed in terms of probability", Monthly Weather Review 78;
+    `sklearn.metrics.brier_score_loss`, multiclass): labels N int, probabilities N x 10."""
+    rows = _rows_summing_to_one(probabilities)
+    return float(brier_score_loss(labels, rows, labels=DIGITS))
+
+
+def probability_scores(predictions: Predictions) -> dict[str, float]:
+    """ECE (`calibration`), NLL (`nll`) and Brier score (`brier`) of the predicted
+    probabilities."""
+    labels, probabilities = predictions.labels, predictions.probabilities
     return {
         "ece": calibration(predictions).ece,
-        "nll": float(log_loss(predictions.labels, probabilities, labels=DIGITS)),
-        "brier": float(brier_score_loss(predictions.labels, probabilities, labels=DIGITS)),
+        "nll": nll(labels, probabilities),
+        "brier": brier(labels, probabilities),
     }
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from digits.errors import DigitsError
 from digits.files import atomic_path
+from digits.model import require_probabilities
 
 TOLERANCE = 1e-4  # the largest difference in any probability an export may show against Keras
 
@@ -57,7 +58,9 @@ def export_tflite(
 
 def export_all(model: keras.Model, out_dir: Path, check_images: np.ndarray) -> list[Path]:
     """SavedModel then TFLite under `out_dir`, each verified against the Keras predictions on
-    `check_images` (N x 28 x 28 uint8); returns their paths. Raises DigitsError on a mismatch."""
+    `check_images` (N x 28 x 28 uint8); returns their paths. Raises DigitsError on a mismatch,
+    or for a network that outputs logits instead of probabilities (`require_probabilities`)."""
+    require_probabilities(model)
     expected = model.predict(check_images, verbose=0)
     saved_model, tflite = out_dir / "saved_model", out_dir / "model.tflite"
     export_saved_model(model, saved_model, check_images, expected)

@@ -26,6 +26,9 @@ from digits.params import AugmentationParams
 # hundred steps of a tuning trial, and inference then collapses to chance; 0.9 converges in ~50.
 BATCH_NORM_MOMENTUM = 0.9
 
+# The name of the network's last layer, whose output is the logits (see `build_model`).
+LOGITS = "logits"
+
 # What both the search and the training select by: accuracy on the validation split.
 SELECTION_METRIC = "val_accuracy"
 
@@ -179,13 +182,15 @@ def build_model(
     seed: int | None = None,
 ) -> keras.Model:
     """Conv blocks, then a Dropout/Dense head: images N x 28 x 28 uint8 in (scaled to [0, 1]
-    inside), probabilities N x 10 float32 out (softmax). An `augmentation` adds its training-only
+    inside), logits N x 10 float32 out (a linear Dense named `LOGITS`). Train it with
+    `from_logits=True` losses; `probability_model` adds the temperature and the softmax for the
+    models that are saved, exported and predicted with. An `augmentation` adds its training-only
     layers (`RandomAffine`, `RandomIntensity`) for the changes it asks for.
 
     A block is `convs_per_block` x (Conv2D [+ BatchNorm] + ReLU) with MaxPooling2D moved before
-    the last BatchNorm + ReLU. Max-pooling commutes with ReLU, so this costs the model little,
-    while BatchNorm (unfused in Keras 3, about a third of a step on CPU) and ReLU then touch a
-    quarter of the activations: steps ran ~30% faster on 2 cores.
+    the last BatchNorm + ReLU. Max-pooling commutes with ReLU, so the block computes nearly the
+    same function, while BatchNorm (unfused in Keras 3, a large share of a CPU step) and ReLU
+    then touch a quarter of the activations, which makes each training step cheaper.
     """
     inputs = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="image")
     x = layers.Rescaling(1 / 255, name="scale")(inputs)
@@ -209,8 +214,59 @@ def build_model(
     x = layers.Dropout(hp.dropout, seed=seed, name="dropout1")(x)
     x = layers.Dense(hp.dense_units, activation="relu", name="dense")(x)
     x = layers.Dropout(hp.dropout, seed=seed, name="dropout2")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(NUM_CLASSES, name=LOGITS)(x)
     return keras.Model(inputs, outputs, name="digits_cnn")
+
+
+def logits_output(model: keras.Model) -> Any:
+    """The symbolic output of `model`'s `LOGITS` layer: N x 10 pre-softmax logits, unscaled by
+    any temperature the model carries.
+
+    Raises DigitsError for a model without that layer, such as one saved when the network ended
+    in a softmax Dense (its logits are not in the model any more), naming the fix.
+    """
+    try:
+        return model.get_layer(LOGITS).output
+    except ValueError:
+        last = model.layers[-1]
+        raise DigitsError(
+            f"model {model.name!r} has no {LOGITS!r} layer (last layer: {last.name!r}, "
+            f"{type(last).__name__}): build it with digits.model.build_model, or retrain it "
+            "with `dvc repro train` if it was saved with a softmax Dense output"
+        ) from None
+
+
+def probability_model(network: keras.Model, temperature: float = 1.0) -> keras.Model:
+    """`network`'s logits -> `TemperatureScaling` "temperature" -> `Softmax` "probabilities": a
+    model with the same input and ONE output, softmax(logits / temperature), N x 10 float32.
+
+    `network` is a `build_model` network or itself a probability model (its temperature is then
+    replaced, not compounded); the new model shares its layers and weights. Raises DigitsError
+    for a temperature that is not finite and > 0, or a model without a `LOGITS` layer.
+    """
+    scaling = TemperatureScaling(check_temperature(temperature), name="temperature")
+    outputs = layers.Softmax(name="probabilities")(scaling(logits_output(network)))
+    return keras.Model(network.input, outputs, name=network.name)
+
+
+def outputs_probabilities(model: keras.Model) -> bool:
+    """Whether `model`'s one output is a softmax: a `probability_model`, or a model saved when
+    the network ended in a softmax Dense (still read by predict, export and evaluate)."""
+    last = model.layers[-1]
+    return isinstance(last, layers.Softmax) or (
+        isinstance(last, layers.Dense) and last.activation is keras.activations.softmax
+    )
+
+
+def require_probabilities(model: keras.Model) -> None:
+    """Raises DigitsError, naming the model and the fix, when `model` outputs logits (a training
+    checkpoint) rather than probabilities, which predict and export would report as such."""
+    if not outputs_probabilities(model):
+        raise DigitsError(
+            f"model {model.name!r} outputs logits, not probabilities (a training checkpoint?): "
+            "use the published model (models/model.keras), or save "
+            "digits.model.probability_model(network) and use that"
+        )
 
 
 def _augment(x: Any, augmentation: AugmentationParams, seed: int | None) -> Any:

@@ -12,7 +12,6 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns
 
 from digits.files import atomic_path
 
@@ -23,27 +22,6 @@ def save_figure(figure: plt.Figure, path: Path) -> None:
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(figure)
-
-
-def confusion_heatmap(matrix: np.ndarray, path: Path, title: str) -> None:
-    """A 10 x 10 integer confusion `matrix` (rows true, columns predicted) as a PNG: counts in
-    every cell, errors in red on a grey diagonal, so the mistakes stand out."""
-    figure, axes = plt.subplots(figsize=(8, 7))
-    diagonal = np.eye(len(matrix), dtype=bool)
-    sns.heatmap(
-        matrix, mask=~diagonal, cmap=sns.light_palette("grey", as_cmap=True), cbar=False,
-        annot=True, fmt="d", annot_kws={"size": 8}, linewidths=0.5, linecolor="white", ax=axes,
-    )  # fmt: skip
-    errors = np.where(diagonal, 0, matrix)
-    sns.heatmap(
-        errors, mask=diagonal | (errors == 0), cmap="Reds", vmin=0, vmax=max(int(errors.max()), 1),
-        annot=True, fmt="d", annot_kws={"size": 9, "weight": "bold"}, linewidths=0.5,
-        linecolor="white", cbar_kws={"label": "misclassified test images"}, ax=axes,
-    )  # fmt: skip
-    axes.set_xlabel("predicted digit")
-    axes.set_ylabel("true digit")
-    axes.set_title(title)
-    save_figure(figure, path)
 
 
 def image_gallery(
@@ -133,19 +111,6 @@ def reliability_diagram(curves: Sequence[ReliabilityCurve], path: Path, title: s
     bottom.set_yscale("log")
     bottom.set_xlabel("confidence (max predicted probability)")
     bottom.set_ylabel("images")
-    save_figure(figure, path)
-
-
-def per_class_error_bars(rates: np.ndarray, path: Path) -> None:
-    """`rates`: 10 error rates in [0, 1], one per true digit, drawn as percentages."""
-    figure, axes = plt.subplots(figsize=(7, 3.5))
-    digits = np.arange(len(rates))
-    bars = axes.bar(digits, rates * 100, color=sns.color_palette("Reds_d", len(rates)))
-    axes.bar_label(bars, fmt="%.2f", fontsize=8)
-    axes.set_xticks(digits)
-    axes.set_xlabel("true digit")
-    axes.set_ylabel("test error rate (%)")
-    axes.set_title("Error rate per digit")
     save_figure(figure, path)
 
 

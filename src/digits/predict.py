@@ -678,7 +678,14 @@ def _centred(digit: np.ndarray) -> np.ndarray:
 
 
 def predict_images(model: object, images: np.ndarray, sources: list[Source]) -> list[Prediction]:
-    """Digit, probability and top 3 for each image: `images` is N x 28 x 28 uint8 (MNIST format)."""
+    """Digit, probability and top 3 for each image: `images` is N x 28 x 28 uint8 (MNIST format).
+
+    `model` outputs probabilities N x 10 (a published model, or one saved with a softmax Dense
+    output); raises DigitsError for a network that outputs logits (`require_probabilities`).
+    """
+    from digits.model import require_probabilities
+
+    require_probabilities(model)
     probabilities = model.predict(images, verbose=0)
     predictions = []
     for source, row in zip(sources, probabilities, strict=True):

@@ -85,7 +85,8 @@ def _declare(tuner_hp: kt.HyperParameters, dim: SearchDimension) -> Any:
 def compile_for_search(hyperparameters: Hyperparameters) -> keras.Model:
     model = build_model(hyperparameters)
     optimizer = keras.optimizers.Adam(hyperparameters.learning_rate)
-    compile_model(model, optimizer, "sparse_categorical_crossentropy")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    compile_model(model, optimizer, loss)
     return model
 
 

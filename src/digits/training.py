@@ -64,7 +64,8 @@ def learning_rate_schedule(
 def compile_for_training(hp: Hyperparameters, params: TrainParams, train: Split) -> keras.Model:
     """Adam on `learning_rate_schedule` (peak: `train.learning_rate`, else the tuned rate) with
     label-smoothed cross-entropy (Szegedy et al. 2016, "Rethinking the Inception Architecture
-    for Computer Vision", CVPR), which takes one-hot labels: feed it `one_hot=True` batches."""
+    for Computer Vision", CVPR) on the network's logits, which takes one-hot labels: feed it
+    `one_hot=True` batches."""
     model = build_model(hp, params.augmentation, seed=params.seed)
     peak = params.learning_rate or hp.learning_rate
     schedule = learning_rate_schedule(peak, params, steps_per_epoch(train, params.batch_size))
@@ -73,7 +74,9 @@ def compile_for_training(hp: Hyperparameters, params: TrainParams, train: Split)
         # Named: Keras numbers unnamed optimizers per process (adam, adam_1, ...), and the name
         # is part of the config `run_key` hashes.
         keras.optimizers.Adam(schedule, name="adam"),
-        keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing),
+        keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=params.label_smoothing
+        ),
     )
     return model
 

@@ -55,6 +55,8 @@ SHEET_FULL = 0.97  # ...and a region filling this share leaves no surround to cu
 SHEET_MARGIN = 0.02  # share of the image's shorter side cut off the sheet's edge
 SHEET_SOLIDITY = 0.9  # a sheet (a quadrilateral, cut by the frame) fills this much of its hull
 SHEET_NOISE = 0.1  # a sheet this noisy (share of full scale) is no plain paper or board
+SHEET_CONTRAST = 12.0  # noise deviations: ink on a sheet stands out this far (wood grain less)
+SHEET_OWN = 0.7  # a sheet is mostly of its own level, the digit on it a small part
 SHEET_ALIKE = 0.2  # ...and at most this share of the frame's edge beyond it is as light (or dark)
 BLOB_WIDTH = 0.5  # a shape whose widest stroke is this share of its size...
 BLOB_FILL = 0.75  # ...and that fills this share of its box is a solid shape, not pen strokes
@@ -507,7 +509,8 @@ def _sheet_ink(work: np.ndarray, source: str) -> _Ink | None:
     sheets = [(sign, _largest_filled(side)) for sign, side in ((-1.0, light), (1.0, ~light))]
     sheets = [(sign, sheet) for sign, sheet in sheets if _is_sheet(sheet, light == (sign < 0))]
     readings = [_sheet_reading(work, sheet, sign) for sign, sheet in sheets]
-    found = [reading for reading in readings if reading is not None and _stands_out(reading)]
+    found = [r for r in readings if r is not None and r.peak >= SHEET_CONTRAST * r.noise]
+    found = [reading for reading in found if _stands_out(reading)]
     if not found and any(r is not None and r.noise < SHEET_NOISE * 255 for r in readings):
         raise DigitsError(
             f"{source}: no digit found on the sheet (nothing on it stands out as pen strokes "
@@ -521,12 +524,15 @@ def _is_sheet(region: np.ndarray, same: np.ndarray) -> bool:
     """Whether `region` (a filled mask) is a sheet lying on a surround of another level.
 
     A sheet fills SHEET_MIN to SHEET_FULL of the frame (more leaves no surround), at least
-    SHEET_SOLIDITY of its convex hull (a quadrilateral cut by the frame's edges), and at most
+    SHEET_SOLIDITY of its convex hull (a quadrilateral cut by the frame's edges), is at least
+    SHEET_OWN of its own class (the digit on it is its holes, a small part), and at most
     SHEET_ALIKE of the frame's edge outside it is of its own class (`same`): paper beside (or
     inside) a digit that crosses the image is no sheet, since the paper goes on past the digit.
     """
     share = float(region.mean())
     if not SHEET_MIN <= share < SHEET_FULL or _solidity(region) < SHEET_SOLIDITY:
+        return False
+    if (same & region).sum() < SHEET_OWN * region.sum():  # the paper inside a drawn outline
         return False
     border = np.ones_like(region)
     border[1:-1, 1:-1] = False
@@ -560,7 +566,9 @@ def _sheet_reading(work: np.ndarray, region: np.ndarray, sign: float) -> _Ink | 
         return found
     core, keep = _digit_mask(found.smooth, found.peak, found.noise)
     edge = ~ndimage.binary_erosion(inside, iterations=2, border_value=1)
-    return None if _is_blob(core) or (keep & edge).any() else found
+    if (keep & edge).any():  # shading along the sheet's edge, or a digit crossing it
+        return _Ink(ink=found.ink, smooth=found.smooth, noise=found.noise, peak=0.0)
+    return None if _is_blob(core) else found
 
 
 def _solidity(region: np.ndarray) -> float:

@@ -51,12 +51,17 @@ def test_repro_runs_every_stage_and_writes_every_output(project: Path, reproduce
     error_analysis = json.loads((project / "metrics/error_analysis.json").read_text())
     assert 0 <= error_analysis["label_issues"] <= evaluate["samples"]
 
-    assert load_model(project / "models/model.keras").input_shape == (None, 28, 28)
+    model = load_model(project / "models/model.keras")  # one output: the calibrated softmax
+    assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
+    assert [layer.name for layer in model.layers[-3:]] == ["logits", "temperature", "probabilities"]
     header = (project / "plots/evaluate/confusion.csv").read_text().splitlines()
     assert header[0] == "actual,predicted" and len(header) == 301
     assert (project / "plots/tune/trials.csv").read_text().startswith("trial,score,best_so_far,")
-    figures = ("confusion_matrix", "misclassified", "label_issues", "reliability")
+    figures = ("misclassified", "confused_pairs", "label_issues", "reliability")
     pngs = [f"plots/error_analysis/images/{name}.png" for name in figures]
+    # The confusion matrix and the error rate per digit are DVC plots of evaluate's tables only.
+    written = sorted(path.name for path in (project / "plots/error_analysis/images").iterdir())
+    assert written == sorted(f"{name}.png" for name in figures)
     for png in ["plots/tune/progress.png", *pngs]:
         assert matplotlib.image.imread(project / png).shape[2] in (3, 4), png
 

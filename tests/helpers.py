@@ -38,6 +38,15 @@ def write_yaml(path: Path, data: Any) -> None:
         writer.dump(data, stream)
 
 
+def assert_says(message: str, *facts: str) -> None:
+    """Assert that `message` is one line carrying every fact (a key, a path, a value, the fix
+    command), whatever the sentence around them: a copy edit keeps a test green, a lost fact
+    fails it."""
+    missing = [fact for fact in facts if fact not in message]
+    assert not missing, f"{message!r} does not say {missing}"
+    assert "\n" not in message.strip(), f"{message!r} is more than one line"
+
+
 def assert_same_arrays(left: list[np.ndarray], right: list[np.ndarray]) -> None:
     assert len(left) == len(right)
     for a, b in zip(left, right, strict=True):

@@ -37,6 +37,7 @@ from digits.evaluation import (
     save_predictions,
 )
 from digits.params import ErrorAnalysisParams
+from tests.helpers import assert_says
 
 
 def one_hot_probabilities(predicted: list[int], confidence: list[float]) -> np.ndarray:
@@ -207,8 +208,12 @@ def test_the_reliability_diagram_shows_before_and_after_scaling() -> None:
 
 
 def test_stale_predictions_are_one_error(predictions: Predictions) -> None:
-    with pytest.raises(DigitsError, match="stale; run `dvc repro evaluate`"):
+    with pytest.raises(DigitsError) as error:
         find_errors(predictions, np.zeros((3, 28, 28), np.uint8), top_pairs=2)
+    assert_says(
+        str(error.value), f"{len(predictions.labels)} predictions", "3", "stale",
+        "`dvc repro evaluate`",
+    )  # fmt: skip
 
 
 def test_the_report_writes_every_figure(predictions: Predictions, tmp_path: Path) -> None:

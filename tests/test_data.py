@@ -20,19 +20,19 @@ def params(**overrides: object) -> PrepareParams:
     return PrepareParams(**{**values, **overrides})
 
 
-def test_splits_are_stratified_disjoint_and_reproducible(mnist: Mnist) -> None:
-    splits = split_mnist(mnist, params())
+def test_splits_are_stratified_disjoint_and_reproducible(mnist_subset: Mnist) -> None:
+    splits = split_mnist(mnist_subset, params())
     assert [len(splits[name]) for name in ("train", "val", "test")] == [900, 100, 200]
     assert np.bincount(splits["val"].labels, minlength=10).min() >= 8
-    again = split_mnist(mnist, params())
+    again = split_mnist(mnist_subset, params())
     np.testing.assert_array_equal(splits["val"].images, again["val"].images)
     train_rows = {image.tobytes() for image in splits["train"].images}
     assert not any(image.tobytes() in train_rows for image in splits["val"].images)
 
 
-def test_the_full_test_set_is_untouched(mnist: Mnist) -> None:
-    splits = split_mnist(mnist, params(test_subsample=None))
-    np.testing.assert_array_equal(splits["test"].images, mnist.test_images)
+def test_the_full_test_set_is_untouched(mnist_subset: Mnist) -> None:
+    splits = split_mnist(mnist_subset, params(test_subsample=None))
+    np.testing.assert_array_equal(splits["test"].images, mnist_subset.test_images)
 
 
 def test_a_split_round_trips_through_npz(tmp_path: Path) -> None:

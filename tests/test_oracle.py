@@ -16,6 +16,7 @@ import pytest
 
 from digits import oracle
 from digits.errors import DigitsError
+from tests.helpers import assert_says
 
 
 def test_keras_tuner_is_the_pinned_version() -> None:
@@ -158,8 +159,9 @@ def test_a_public_oracle_address_is_refused_unless_allowed(
 
 
 def test_an_oracle_hostname_that_does_not_resolve_is_one_error() -> None:
-    with pytest.raises(DigitsError, match=r"^KERASTUNER_ORACLE_IP=no-such-host\.invalid does not"):
+    with pytest.raises(DigitsError) as error:
         oracle.check_oracle_address("no-such-host.invalid", allow_public=False, worker=True)
+    assert_says(str(error.value), "KERASTUNER_ORACLE_IP=no-such-host.invalid", "IP address")
 
 
 def _resolves_to(host: str, addresses: list[str]) -> Callable[..., list]:

@@ -30,6 +30,7 @@ from digits.search import (
     summary_metrics,
 )
 from tests.helpers import TINY_TUNER as PARAMS
+from tests.helpers import assert_says
 
 
 def search(params: TunerParams, splits: dict[str, Split], state: Path, lines: list[str]) -> Search:
@@ -162,11 +163,12 @@ def test_a_space_keras_tuner_refuses_is_one_error_and_touches_no_search(
         PARAMS.space,
         dense_units=SearchDimension("dense_units", min=8, max=64, step=1, sampling="log"),
     )
-    with pytest.raises(DigitsError, match=r"^params.yaml: tuner.space: Keras Tuner refuses"):
+    with pytest.raises(DigitsError) as error:
         Search.for_params(
             dataclasses.replace(PARAMS, space=refused), tiny_splits["train"], tiny_splits["val"],
             tmp_path, threads=2,
         )  # fmt: skip
+    assert_says(str(error.value), "params.yaml", "tuner.space", "Keras Tuner", "dense_units")
     assert tree_digest(tmp_path) == before
     assert (tmp_path / kept.key).is_dir()
 
@@ -273,11 +275,10 @@ def test_a_damaged_trial_says_to_start_the_search_over(
     saved.write_text(json.dumps(trial))
     with pytest.raises(DigitsError) as raised:
         done.completed()
-    assert str(raised.value) == (
-        f"{done.project}, trial 0: base_filters: expected int in [4, 256], got 9999. The search "
-        f"state is damaged: delete {done.project} and rerun `dvc repro tune` to run this search "
-        "again"
-    )
+    assert_says(
+        str(raised.value), f"{done.project}, trial 0", "base_filters", "[4, 256]", "9999",
+        f"delete {done.project}", "`dvc repro tune`",
+    )  # fmt: skip
 
 
 @pytest.mark.slow
@@ -327,8 +328,9 @@ def test_an_unknown_search_algorithm_is_refused(
     tmp_path: Path, tiny_splits: dict[str, Split]
 ) -> None:
     prepared = Search.for_params(PARAMS, tiny_splits["train"], tiny_splits["val"], tmp_path, 2)
-    with pytest.raises(ValueError, match="'bayesian' or 'random', got 'grid'"):
+    with pytest.raises(ValueError) as error:
         prepared.tuner(algorithm="grid")  # type: ignore[arg-type]
+    assert_says(str(error.value), "'grid'", "'bayesian'", "'random'")
     assert not any(tmp_path.iterdir()), "nothing is written before the algorithm is checked"
 
 

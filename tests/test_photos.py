@@ -50,9 +50,9 @@ def photo_file(mnist: Mnist, case: tuple[int, int, int, bool], folder: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def hard_photos(mnist: Mnist, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def hard_photos(mnist_subset: Mnist, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("photos")
-    return [photo_file(mnist, case, folder) for case in HARD]
+    return [photo_file(mnist_subset, case, folder) for case in HARD]
 
 
 def blurred_correlation(recovered: np.ndarray, original: np.ndarray) -> float:
@@ -60,14 +60,14 @@ def blurred_correlation(recovered: np.ndarray, original: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def test_a_generated_photo_is_the_same_for_the_same_seed(mnist: Mnist) -> None:
-    first = phone_photos.make_photo(mnist.test_images[0], 7, 3, 4, False)
-    assert first == phone_photos.make_photo(mnist.test_images[0], 7, 3, 4, False)
+def test_a_generated_photo_is_the_same_for_the_same_seed(mnist_subset: Mnist) -> None:
+    first = phone_photos.make_photo(mnist_subset.test_images[0], 7, 3, 4, False)
+    assert first == phone_photos.make_photo(mnist_subset.test_images[0], 7, 3, 4, False)
 
 
 @pytest.mark.parametrize("case", range(len(HARD)), ids=[str(c) for c in HARD])
 def test_the_digit_is_cut_from_the_sheet_not_the_desk(
-    case: int, hard_photos: list[Path], mnist: Mnist
+    case: int, hard_photos: list[Path], mnist_subset: Mnist
 ) -> None:
     """The 28x28 crop is the MNIST digit the photo was made from, not the desk or the sheet.
 
@@ -76,16 +76,16 @@ def test_the_digit_is_cut_from_the_sheet_not_the_desk(
     or of the sheet's edge matches it far less.
     """
     recovered = load_one(hard_photos[case])
-    assert blurred_correlation(recovered, mnist.test_images[HARD[case][0]]) > 0.6
+    assert blurred_correlation(recovered, mnist_subset.test_images[HARD[case][0]]) > 0.6
 
 
 def test_hard_photos_are_classified_right(
     model_path: Path,  # noqa: F811
     hard_photos: list[Path],
-    mnist: Mnist,
+    mnist_subset: Mnist,
 ) -> None:
     predicted = [item["digit"] for item in run_predict(model_path, hard_photos)]
-    assert predicted == [int(mnist.test_labels[index]) for index, *_ in HARD]
+    assert predicted == [int(mnist_subset.test_labels[index]) for index, *_ in HARD]
 
 
 @pytest.mark.parametrize(("sides", "inverse"), [(4, False), (1, False), (2, True)])
@@ -98,10 +98,10 @@ def test_a_blank_sheet_is_refused(sides: int, inverse: bool, tmp_path: Path) -> 
 
 
 def test_a_note_too_small_to_find_is_refused_not_read_as_a_digit(
-    mnist: Mnist, tmp_path: Path
+    mnist_subset: Mnist, tmp_path: Path
 ) -> None:
     """A note a twentieth of the frame on a wide desk is a solid shape, not pen strokes."""
-    data, _ = phone_photos.make_photo(mnist.test_images[0], 7, 3, 4, False)
+    data, _ = phone_photos.make_photo(mnist_subset.test_images[0], 7, 3, 4, False)
     (tmp_path / "note.jpg").write_bytes(data)
     desk, _ = phone_photos._surround(np.random.default_rng(0), (1600, 1200), 200, False)
     photo = Image.fromarray(np.clip(desk, 0, 255).astype(np.uint8))

@@ -7,7 +7,8 @@ frame is shown the way a viewer shows it (EXIF orientation applied, 16-bit and f
 by their bit depth, transparency resolved), and the digit is found in the image as a whole: the
 paper is its commonest level, evened out for uneven lighting; the ink is what stands out of it on
 the far side; and the digit is the largest connected piece of ink with the pieces beside it,
-specks dropped.
+specks dropped. In a photo of a sheet lying on a desk (or a board on a wall), the digit is read on
+the sheet alone: the largest light (or dark) region, convex, with a surround of another level.
 """
 
 from __future__ import annotations

@@ -31,15 +31,16 @@ $(DEV): pyproject.toml requirements-dev.lock | $(BIN)/python
 repro: install
 	PATH="$(BIN):$$PATH" dvc repro
 
-# Share the run: every DVC-tracked output to the default remote (README: Sharing runs).
-push: install
+# Share the run: every DVC-tracked output to the default remote (docs/sharing.md); the dev lock
+# holds the s3 extra (dvc-s3) for an S3 remote.
+push: install-dev
 	PATH="$(BIN):$$PATH" dvc push
 
 # The whole pipeline on a stratified 600/200/300-image subset, two 1-epoch trials and a 1-epoch
 # training: an experiment run in a temporary copy (`dvc exp show` lists it; the workspace and its
 # committed run stay as they are).
 DEMO := prepare.train_subsample=600 prepare.validation_size=200 prepare.test_subsample=300 \
-	tuner.max_trials=2 tuner.num_initial_points=1 tuner.epochs_per_trial=1 \
+	tuner.max_trials=2 tuner.num_initial_points=1 tuner.epochs_per_trial=1 tuner.noise_seeds=0 \
 	tuner.images_per_trial=400 train.epochs=1 train.warmup_epochs=0
 demo: install
 	PATH="$(BIN):$$PATH" dvc exp run --temp --force --name demo $(addprefix -S ,$(DEMO))

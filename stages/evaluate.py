@@ -32,7 +32,7 @@ def main() -> None:
     runtime_params, params = load_section(RuntimeParams), load_section(EvaluateParams)
     settings = runtime.configure(seed=0, threads=runtime_params.threads)
     test = load_split(args.test)
-    model = load_model(args.model)
+    model = load_model(args.model, "rerun the train stage: `dvc repro train`")
     require_probabilities(model)
     probabilities = model.predict(test.images, batch_size=params.batch_size, verbose=0)
     predictions = Predictions(probabilities.astype("float32"), test.labels, temperature_of(model))

@@ -26,17 +26,16 @@ from digits.errors import DigitsError
 from digits.evaluation import (
     Predictions,
     accuracy_interval,
-    brier,
     calibration,
     evaluation_metrics,
     load_predictions,
-    nll,
     per_class_rows,
     per_class_scores,
     probability_scores,
     save_predictions,
 )
 from digits.params import ErrorAnalysisParams
+from digits.scores import brier, nll
 from tests.helpers import assert_says
 
 

@@ -15,11 +15,12 @@ from sklearn.metrics import log_loss
 from digits.calibration import fit_temperature, logits, scaled_nll, temperature_of
 from digits.data import Split
 from digits.errors import DigitsError
-from digits.evaluation import Predictions, nll
+from digits.evaluation import Predictions
 from digits.export import export_all
 from digits.hyperparameters import Hyperparameters
 from digits.mnist import Mnist
 from digits.model import build_model, load_model, probability_model
+from digits.scores import nll
 from tests.helpers import assert_says
 
 SMALL = Hyperparameters(

@@ -8,7 +8,7 @@ The network (`digits.model.build_model`) outputs its logits; the published model
 network -> TemperatureScaling "temperature" -> Softmax "probabilities"
 (`digits.model.probability_model`), so it saves as `.keras`, exports like any model, and carries
 its own T (`temperature_of`): evaluate recovers the unscaled probabilities from it (see
-`digits.evaluation.Predictions.unscaled`). The NLL minimised here is `digits.evaluation.nll`.
+`digits.evaluation.Predictions.unscaled`). The NLL minimised here is `digits.scores.nll`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from scipy.special import softmax
 
 from digits.data import NUM_CLASSES
 from digits.errors import DigitsError
-from digits.evaluation import nll
 from digits.model import TemperatureScaling, logits_output
+from digits.scores import nll
 
 # The search range of T. A fit at either end means the NLL has no interior minimum, and that T
 # would not generalise.

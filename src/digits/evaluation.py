@@ -1,8 +1,8 @@
 """Score the trained model on the test set, once, and keep its predicted probabilities.
 
-error_analysis works from the saved probabilities and never reruns the model. The one place the
-probability scores are computed: `nll`, `brier` and the ECE (`calibration`), for evaluate, the
-temperature fit (`digits.calibration`), error_analysis and the benchmarks alike.
+error_analysis works from the saved probabilities and never reruns the model. The ECE
+(`calibration`) is computed here; NLL and Brier score in `digits.scores`, which the temperature
+fit shares without depending on this module.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from typing import Any
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.metrics import brier_score_loss, f1_score, log_loss, precision_recall_fscore_support
+from sklearn.metrics import f1_score, precision_recall_fscore_support
 from statsmodels.stats.proportion import proportion_confint
 
 from digits.data import NUM_CLASSES
 from digits.errors import DigitsError
 from digits.files import atomic_path, read_npz
+from digits.scores import DIGITS, brier, nll
 
 CALIBRATION_BINS = 15  # as Guo et al. (2017) report ECE, so the figures compare with theirs
 CONFIDENCE_LEVEL = 0.95
-DIGITS = np.arange(NUM_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -126,28 +126,6 @@ def calibration(predictions: Predictions, bins: int = CALIBRATION_BINS) -> Calib
     counts = counts[filled]
     ece = float(np.sum(counts / counts.sum() * np.abs(accuracy - mean_confidence)))
     return Calibration(accuracy, mean_confidence, counts, ece)
-
-
-def _rows_summing_to_one(probabilities: np.ndarray) -> np.ndarray:
-    """float64 rows renormalised: float32 rows sum to 1 only within ~2e-7, which scikit-learn's
-    float64 sum-to-one check rejects."""
-    rows = np.asarray(probabilities, dtype=np.float64)
-    return rows / rows.sum(axis=1, keepdims=True)
-
-
-def nll(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """Mean negative log-likelihood, -log p(true digit) in nats, of probabilities N x 10 for
-    labels N int in 0..9 (`sklearn.metrics.log_loss`, which clips p to float64's eps)."""
-    return float(log_loss(labels, _rows_summing_to_one(probabilities), labels=DIGITS))
-
-
-def brier(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """Mean over images of the squared distance between the one-hot label and the 10
-    probabilities, summed over the classes, in [0, 2] (Brier 1950, "Verification of forecasts
-    expressed in terms of probability", Monthly Weather Review 78;
-    `sklearn.metrics.brier_score_loss`, multiclass): labels N int, probabilities N x 10."""
-    rows = _rows_summing_to_one(probabilities)
-    return float(brier_score_loss(labels, rows, labels=DIGITS))
 
 
 def probability_scores(predictions: Predictions) -> dict[str, float]:

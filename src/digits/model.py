@@ -324,12 +324,16 @@ def load_model(path: Path | str, fix: str | None = None) -> keras.Model:
 
 def _unloadable(path: Path, error: Exception, fix: str) -> DigitsError:
     """Why a `.keras` zip archive did not load, as one short line (see `load_model`)."""
+    # Keras nests each failing object's whole config in the message: keep the innermost cause.
+    detail = str(error).split("Exception encountered:")[-1].strip().splitlines()
+    reason = textwrap.shorten(detail[0] if detail else type(error).__name__, 200)
     saved = _saved_keras_version(path)
     if saved is not None and saved != keras.__version__:
         return DigitsError(
-            f"{path} was saved by Keras {saved} and this is Keras {keras.__version__}, which "
-            f"cannot read it: install that version (pip install keras=={saved}) or save the "
-            "model again with this one"
+            f"{path} did not load ({textwrap.shorten(reason, 80)}); it was saved by Keras {saved} "
+            f"and this is Keras "
+            f"{keras.__version__}, the likely cause: install that version (pip install "
+            f"keras=={saved}) or save the model again with this one"
         )
     lambdas = _lambda_layers(path)
     if lambdas:
@@ -338,9 +342,6 @@ def _unloadable(path: Path, error: Exception, fix: str) -> DigitsError:
             "from a file: it could run anything (Keras safe mode); rebuild the model without "
             "Lambda layers and save it again"
         )
-    # Keras nests each failing object's whole config in the message: keep the innermost cause.
-    detail = str(error).split("Exception encountered:")[-1].strip().splitlines()
-    reason = textwrap.shorten(detail[0] if detail else type(error).__name__, 200)
     return DigitsError(f"{path} is not a readable Keras model ({reason}): {fix}")
 
 

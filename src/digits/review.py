@@ -33,12 +33,9 @@ SIGNIFICANCE = 0.05
 def dvc(*args: str) -> str:
     """Run a DVC command and return its stdout.
 
-    Raises DigitsError when `dvc` is not on PATH, when the workspace's params.yaml is not UTF-8 or
-    not YAML (DVC would skip the workspace's params, metrics and plots with only a warning), or
-    with the command's last line of output when it exits non-zero.
+    Raises DigitsError when `dvc` is not on PATH, or with the command's last line of output
+    when it exits non-zero.
     """
-    if PARAMS_FILE.is_file():
-        read_params(PARAMS_FILE)
     try:
         result = subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
     except FileNotFoundError:
@@ -68,10 +65,14 @@ def read_test_predictions(old: str, new: str | None) -> dict[str, RevisionPredic
 
     `dvc plots diff --targets <file> --json --split` returns each revision's rows tagged with
     `rev` and numbered by `step` (the row index), and resolves commits, branches, tags, experiment
-    names and the workspace exactly as `dvc metrics diff` does. Raises DigitsError when a
-    revision lacks the table or a row is malformed.
+    names and the workspace exactly as `dvc metrics diff` does. Raises DigitsError when the
+    workspace's params.yaml (when it is compared) is not UTF-8 or not YAML, a revision lacks the
+    table or a row is malformed.
     """
     revisions = [old] if new is None else [old, new]
+    if new is None and PARAMS_FILE.is_file():
+        # DVC would skip a workspace params.yaml that is not UTF-8 or not YAML with a warning.
+        read_params(PARAMS_FILE)
     output = json.loads(
         dvc("plots", "diff", *revisions, "--targets", CONFUSION_TABLE, "--json", "--split")
     )

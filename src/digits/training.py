@@ -86,8 +86,7 @@ def run_key(model: keras.Model, params: TrainParams, train: Split, val: Split, t
     recipe, the data and the thread count (results are reproducible per thread count), never
     source bytes, so an edit that builds the same model keeps the run."""
     recipe = dataclasses.asdict(params)
-    if recipe["hyperparameters"] is None:  # null only says where the architecture came from
-        del recipe["hyperparameters"]
+    del recipe["hyperparameters"]  # where the architecture came from: the model config has it
     definition = [model.to_json(), recipe, threads]
     return content_key(definition, [train.images, train.labels, val.images, val.labels])
 
@@ -210,7 +209,9 @@ def train_model(
     """
     state = _load_state(work_dir)
     if state:
-        model = load_model(work_dir / state["last"])
+        model = load_model(
+            work_dir / state["last"], f"delete {work_dir} to train this run from the start"
+        )
         report(
             f"train: resuming after epoch {state['epochs_done']} "
             f"(best {SELECTION_METRIC} {state['best']:.4f})"
@@ -267,7 +268,7 @@ def _load_state(work_dir: Path) -> dict[str, Any] | None:
 
 def best_model(work_dir: Path) -> keras.Model:
     """The best epoch's model of a finished run in `work_dir`."""
-    return load_model(work_dir / BEST)
+    return load_model(work_dir / BEST, f"delete {work_dir} to train this run again")
 
 
 def publish(model: keras.Model, work_dir: Path, model_path: Path, curves_dir: Path) -> None:

@@ -32,16 +32,31 @@ import argparse
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from search_vs_random import RESULT, winner_models
-from seed_spread import rerun_command
-from summary import spread
 
 from digits import runtime
 from digits.data import load_split
 from digits.model import load_model
+from digits.spread import spread
 from digits.training import BEST
+from digits.winners import RESULT, winner_models
+
+
+def rerun_command(result: dict[str, Any], out: Path) -> str:
+    """The `seed_spread.py` command that trains the runs of `result` (a file it wrote to `out`)
+    again: its seeds, recipe and hyperparameters spelled out, so today's params.yaml and tuned
+    point do not matter. Runs it kept are only scored again."""
+    flags = [f"--seeds {' '.join(str(seed) for seed in result['seeds'])}"]
+    skipped = ("seed", "hyperparameters")  # --seeds; --hyperparameter below
+    recipe = {key: value for key, value in result["recipe"].items() if key not in skipped}
+    for key, value in recipe.items():
+        nested = isinstance(value, dict)
+        block = {f"{key}.{k}": v for k, v in value.items()} if nested else {key: value}
+        flags += [f"--set train.{name}={json.dumps(setting)}" for name, setting in block.items()]
+    flags += [f"--hyperparameter {k}={json.dumps(v)}" for k, v in result["hyperparameters"].items()]
+    return " ".join(["python benchmarks/seed_spread.py", *flags, f"--out {out}"])
 
 
 def seed_models(result: Path) -> list[Path]:

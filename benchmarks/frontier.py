@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from summary import spread
+
+from digits.spread import spread
 
 THRESHOLDS = (0.990, 0.995)
 CHECKS_PER_EPOCH = 4
@@ -59,38 +60,59 @@ def build(which: str, train: Any, seed: int) -> tuple[Any, int, int]:
     """The compiled model, epochs and batch size of `which` recipe."""
     import dataclasses
 
-    import keras
-
     from digits.hyperparameters import Hyperparameters
     from digits.params import load_params
     from digits.training import compile_for_training
 
-    layers = keras.layers
     if which == OURS:
         params = dataclasses.replace(load_params().train, seed=seed)
         model = compile_for_training(Hyperparameters.load(HYPERPARAMETERS), params, train)
         return model, params.epochs, params.batch_size
-    # Both baselines read the same uint8 batches: their preprocessing is layers here.
-    inputs = [keras.Input(shape=(28, 28), dtype="uint8"), layers.Rescaling(1 / 255)]
     if which == KERAS_IO:
-        model = keras.Sequential(
-            [
-                *inputs,
-                layers.Reshape((28, 28, 1)),
-                layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-                layers.MaxPooling2D(pool_size=(2, 2)),
-                layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-                layers.MaxPooling2D(pool_size=(2, 2)),
-                layers.Flatten(),
-                layers.Dropout(0.5),
-                layers.Dense(10, activation="softmax"),
-            ]
-        )
-        model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-        return model, 15, 128
+        return keras_io_model(), 15, 128
+    return fast_model(len(train))
+
+
+def uint8_inputs() -> list[Any]:
+    """The first layers of both baselines: they read the same uint8 batches as ours, so their
+    preprocessing is layers here."""
+    import keras
+
+    return [keras.Input(shape=(28, 28), dtype="uint8"), keras.layers.Rescaling(1 / 255)]
+
+
+def keras_io_model() -> Any:
+    """keras.io's simple MNIST convnet, compiled as there (Adam at Keras' defaults)."""
+    import keras
+
+    layers = keras.layers
     model = keras.Sequential(
         [
-            *inputs,
+            *uint8_inputs(),
+            layers.Reshape((28, 28, 1)),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+def fast_model(images: int) -> tuple[Any, int, int]:
+    """The fast recipe for `images` training images: its compiled model (Keras' `CosineDecay`:
+    a linear warm-up over 30% of the steps, then cosine decay; see the module docstring),
+    epochs and batch size."""
+    import keras
+
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            *uint8_inputs(),
             layers.Normalization(mean=0.1307, variance=0.3081**2),  # the original's inputs
             layers.Reshape((28, 28, 1)),
             layers.Conv2D(24, 5),
@@ -105,7 +127,7 @@ def build(which: str, train: Any, seed: int) -> tuple[Any, int, int]:
         ]
     )
     epochs, batch_size, peak = 1, 256, 0.01
-    steps = epochs * -(-len(train) // batch_size)
+    steps = epochs * -(-images // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak / 25,
         warmup_target=peak,
@@ -231,7 +253,8 @@ def run_file(work: Path, which: str, seed: int, data: Path) -> Path:
     from digits.params import load_params
 
     params = load_params()
-    code = [inspect.getsource(function) for function in (build, test_accuracy_clock, measure)]
+    builders = (build, uint8_inputs, keras_io_model, fast_model)
+    code = [inspect.getsource(f) for f in (*builders, test_accuracy_clock, measure)]
     definition = [which, seed, dataclasses.asdict(params.train), params.runtime.threads,
                   HYPERPARAMETERS.read_text(), CHECKS_PER_EPOCH, code]  # fmt: skip
     inputs = [np.frombuffer((data / f"{name}.npz").read_bytes(), np.uint8)

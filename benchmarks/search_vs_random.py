@@ -32,19 +32,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
-from summary import spread
 
 from digits import runtime
 from digits.data import Split, load_split
-from digits.errors import DigitsError
 from digits.hyperparameters import Hyperparameters
 from digits.params import Params, load_params
 from digits.plots import save_figure
 from digits.search import Search, TrialRecord, best_trial, run_trials
-from digits.training import BEST, best_model, compile_for_training, run_key, train_model
+from digits.spread import spread
+from digits.training import best_model, train_model
+from digits.winners import RESULT, WORK, winner_training
 
 ALGORITHMS = ("bayesian", "random")
-RESULT = Path("benchmarks/results/search_vs_random.json")
 
 
 def search(
@@ -58,50 +57,6 @@ def search(
         print(f"search_vs_random: {algorithm} search, seed {seed}: {trials} trials", flush=True)
         run_trials(found.tuner(algorithm=algorithm))
     return found.completed()
-
-
-def winner_training(
-    params: Params, hp: Hyperparameters, splits: dict[str, Split], work: Path
-) -> tuple[Any, Path]:
-    """The compiled model of a winner and the run folder its training is kept in."""
-    threads = params.runtime.threads
-    runtime.configure(params.train.seed, threads)
-    model = compile_for_training(hp, params.train, splits["train"])
-    key = run_key(model, params.train, splits["train"], splits["val"], threads)
-    return model, work / "trainings" / key
-
-
-def winner_models() -> list[Path]:
-    """The best checkpoint (.keras) of each distinct winner trained by this benchmark, found from
-    its committed result file and today's params, so a stale run folder is never picked up.
-
-    Raises:
-        SystemExit: a winner in the result file is not a point of today's space, or has no
-            trained checkpoint for today's params (a changed `train` recipe changes every run
-            key); rerun this benchmark to train them.
-    """
-    params = load_params()
-    splits = {name: load_split(Path("data/prepared") / f"{name}.npz") for name in ("train", "val")}
-    searches = json.loads(RESULT.read_text())["searches"]
-    winners = {json.dumps(w, sort_keys=True) for s in searches for w in s["winners"].values()}
-    rerun = f"Rerun `python benchmarks/search_vs_random.py --out {RESULT}`"
-    try:
-        points = [
-            Hyperparameters.from_dict(json.loads(w), f"{RESULT}, a winner", remedy=rerun)
-            for w in winners
-        ]
-    except DigitsError as error:
-        raise SystemExit(str(error)) from None
-    work = Path("benchmarks/work/search_vs_random")
-    models = sorted(winner_training(params, point, splits, work)[1] / BEST for point in points)
-    missing = [str(model) for model in models if not model.is_file()]
-    if not models or missing:
-        named = ", ".join(missing) or f"{RESULT} lists none"
-        raise SystemExit(
-            f"no trained winner for today's params: {named}; "
-            f"run `python benchmarks/search_vs_random.py --out {RESULT}` to train them"
-        )
-    return models
 
 
 def test_accuracy(
@@ -147,7 +102,7 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 40])
     parser.add_argument("--train-budgets", type=int, nargs="*", default=[20])
     parser.add_argument("--data", type=Path, default=Path("data/prepared"))
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/work/search_vs_random"))
+    parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args()
     if 0 in args.seeds:

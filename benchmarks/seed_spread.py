@@ -33,7 +33,6 @@ from typing import Any
 from ruamel.yaml import YAML, YAMLError
 from scipy.special import softmax
 from sklearn.metrics import roc_auc_score
-from summary import spread
 
 from digits import runtime
 from digits.calibration import fit_temperature, logits, scaled_nll
@@ -41,6 +40,7 @@ from digits.data import load_split
 from digits.errors import DigitsError
 from digits.hyperparameters import Hyperparameters
 from digits.params import PARAMS_FILE, TrainParams, parse_params
+from digits.spread import spread
 from digits.training import best_model, compile_for_training, run_key, train_model
 
 HYPERPARAMETERS = Path("models/best_hyperparameters.json")
@@ -116,21 +116,6 @@ def with_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
             raise SystemExit(f"--set {key}: set its keys one by one ({key}.KEY=VALUE)")
         node[leaf] = value
     return raw
-
-
-def rerun_command(result: dict[str, Any], out: Path) -> str:
-    """The command that trains the runs of `result` (a file this script wrote) again: its seeds,
-    recipe and hyperparameters spelled out, so today's params.yaml and tuned point do not matter.
-    Kept runs are only scored again."""
-    flags = [f"--seeds {' '.join(str(seed) for seed in result['seeds'])}"]
-    skipped = ("seed", "hyperparameters")  # --seeds; --hyperparameter below
-    recipe = {key: value for key, value in result["recipe"].items() if key not in skipped}
-    for key, value in recipe.items():
-        nested = isinstance(value, dict)
-        block = {f"{key}.{k}": v for k, v in value.items()} if nested else {key: value}
-        flags += [f"--set train.{name}={json.dumps(setting)}" for name, setting in block.items()]
-    flags += [f"--hyperparameter {k}={json.dumps(v)}" for k, v in result["hyperparameters"].items()]
-    return " ".join(["python benchmarks/seed_spread.py", *flags, f"--out {out}"])
 
 
 def main() -> None:

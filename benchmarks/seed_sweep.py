@@ -43,12 +43,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from summary import spread
-
 from digits.errors import DigitsError, run_main
 from digits.files import write_json
 from digits.params import PARAMS_FILE, Params, parse_params
 from digits.runtime import environment
+from digits.spread import spread
 
 # The result file's name for each figure of metrics/train.json the summary reports.
 FIGURES = {

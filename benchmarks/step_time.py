@@ -51,10 +51,11 @@ from tensorflow.python.profiler import model_analyzer, option_builder
 
 from digits import runtime
 from digits.batches import shuffled_batches, steps_per_epoch
-from digits.data import IMAGE_SHAPE, NUM_CLASSES, load_split
+from digits.data import IMAGE_SHAPE, NUM_CLASSES, Split, load_split
 from digits.hyperparameters import Hyperparameters
 from digits.model import RandomAffine, build_model
-from digits.params import AugmentationParams, load_params
+from digits.params import AugmentationParams, TrainParams, load_params
+from digits.timing import fit_steps
 from digits.training import compile_for_training
 
 DATA = Path("data/prepared")
@@ -92,32 +93,39 @@ def peak_flops(threads: int) -> dict[str, Any]:
     }
 
 
-def fit_steps(model: keras.Model, batches: tf.data.Dataset, steps: int) -> float:
-    """Mean seconds a step over one `model.fit` epoch of `steps` steps, from the end of the
-    first step (which may include the start of the epoch) to the end of the last."""
-    ends: list[float] = []
-
-    class StepClock(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            ends.append(time.perf_counter())
-
-    model.fit(batches, epochs=1, steps_per_epoch=steps, callbacks=[StepClock()], verbose=0)
-    return (ends[-1] - ends[0]) / (steps - 1)
-
-
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--hyperparameters", type=Path, default=HYPERPARAMETERS, help="JSON")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/step_time.json"))
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    params = load_params()
-    recipe = params.train
-    runtime.configure(recipe.seed, params.runtime.threads)
-    train = load_split(DATA / "train.npz")
-    hp = Hyperparameters.load(args.hyperparameters)
+
+def timed(work: Callable[[], Any], steps: int) -> float:
+    """Mean seconds of `steps` calls of `work`, its last result fetched so the time includes it."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        result = work()
+    np.asarray(result[0] if isinstance(result, tuple | list) else result)
+    return (time.perf_counter() - start) / steps
+
+
+def input_pipeline(train: Split, size: int, seed: int, steps: int) -> float:
+    """Mean seconds a batch of the training input pipeline. A fresh iterator each round, its
+    first batch untimed: the prefetch buffer starts empty, so the steps timed are the pipeline's
+    own."""
+    batches = iter(shuffled_batches(train, size, seed, range(1), one_hot=True))
+    next(batches)
+    return timed(lambda: next(batches), steps)
+
+
+def variants(
+    hp: Hyperparameters, recipe: TrainParams, train: Split, steps: int
+) -> tuple[dict[str, Callable[[], float]], keras.Model]:
+    """The measures of the ablation (see the module docstring), each giving mean seconds a step,
+    and the inference model (for its FLOPs). Models are compiled in a fixed order after
+    `runtime.configure`, so their weights are the same from run to run."""
     size = recipe.batch_size
     images = tf.constant(train.images[:size])
     one_hot = tf.one_hot(tf.constant(train.labels[:size], tf.int32), NUM_CLASSES)
@@ -136,43 +144,39 @@ def main() -> None:
     forward = tf.function(lambda x: inference(x, training=False))
     forward_train = tf.function(lambda x: plain(x, training=True))
     augmentation = tf.function(lambda x: augment(x, training=True))
-    if args.steps >= steps_per_epoch(train, size):
+    if steps >= steps_per_epoch(train, size):
         raise SystemExit(f"step_time: --steps must be below {steps_per_epoch(train, size)}")
     fit_batches = shuffled_batches(train, size, recipe.seed, range(1), one_hot=True)
-
-    def input_pipeline() -> float:
-        """A fresh iterator each round, its first batch untimed: the prefetch buffer starts
-        empty, so the steps timed are the pipeline's own."""
-        batches = iter(shuffled_batches(train, size, recipe.seed, range(1), one_hot=True))
-        next(batches)
-        return timed(lambda: next(batches))
-
-    def timed(work: Callable[[], Any]) -> float:
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            result = work()
-        np.asarray(result[0] if isinstance(result, tuple | list) else result)
-        return (time.perf_counter() - start) / args.steps
-
-    variants: dict[str, Callable[[], float]] = {
-        "input": input_pipeline,
-        "forward": lambda: timed(lambda: forward(images)),
-        "forward_train": lambda: timed(lambda: forward_train(images)),
-        "augmentation": lambda: timed(lambda: augmentation(floats)),
-        "step": lambda: timed(lambda: plain.train_on_batch(images, one_hot)),
-        "step_augmented": lambda: timed(lambda: augmented.train_on_batch(images, one_hot)),
-        "fit": lambda: fit_steps(fitted, fit_batches, args.steps),
+    measures: dict[str, Callable[[], float]] = {
+        "input": lambda: input_pipeline(train, size, recipe.seed, steps),
+        "forward": lambda: timed(lambda: forward(images), steps),
+        "forward_train": lambda: timed(lambda: forward_train(images), steps),
+        "augmentation": lambda: timed(lambda: augmentation(floats), steps),
+        "step": lambda: timed(lambda: plain.train_on_batch(images, one_hot), steps),
+        "step_augmented": lambda: timed(lambda: augmented.train_on_batch(images, one_hot), steps),
+        "fit": lambda: fit_steps(fitted, fit_batches, steps),
     }
-    flops = forward_flops(inference)  # before hours of timing: a failure here costs nothing
-    peak = peak_flops(params.runtime.threads)
-    for measure in variants.values():  # warm-up: tracing and the first allocations
-        measure()
-    rounds: dict[str, list[float]] = {name: [] for name in variants}
-    for index in range(args.rounds):
-        for name, measure in variants.items():
-            rounds[name].append(measure())
-        print(f"step_time: round {index + 1}/{args.rounds} done", flush=True)
+    return measures, inference
 
+
+def measure_rounds(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Seconds a step of each measure in each of `rounds` rounds, the measures interleaved round
+    by round, after one untimed warm-up call of each (tracing and the first allocations)."""
+    for measure in measures.values():
+        measure()
+    times: dict[str, list[float]] = {name: [] for name in measures}
+    for index in range(rounds):
+        for name, measure in measures.items():
+            times[name].append(measure())
+        print(f"step_time: round {index + 1}/{rounds} done", flush=True)
+    return times
+
+
+def report(
+    rounds: dict[str, list[float]], flops: int, peak: dict[str, Any], size: int, train: Split
+) -> dict[str, Any]:
+    """The result's figures: median milliseconds a step of each measure, the fit step split into
+    its parts, and achieved FLOP/s against the peak."""
     ms = {name: round(1000 * statistics.median(times), 2) for name, times in rounds.items()}
     split = {
         "forward_train": ms["forward_train"],
@@ -181,7 +185,7 @@ def main() -> None:
         "input_pipeline_not_hidden": round(ms["fit"] - ms["step_augmented"], 2),
     }
     achieved = 3 * flops * size / (ms["step"] / 1000) / 1e9
-    result = {
+    return {
         "batch_size": size,
         "median_ms_per_step": ms,
         "fit_step_split_ms": split,
@@ -193,6 +197,22 @@ def main() -> None:
         "step_share_of_peak": round(achieved / peak["peak_gflops"], 3),
         "steps_per_epoch": steps_per_epoch(train, size),
         "rounds": {name: [round(1000 * t, 2) for t in times] for name, times in rounds.items()},
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    params = load_params()
+    recipe = params.train
+    runtime.configure(recipe.seed, params.runtime.threads)
+    train = load_split(DATA / "train.npz")
+    hp = Hyperparameters.load(args.hyperparameters)
+    measures, inference = variants(hp, recipe, train, args.steps)
+    flops = forward_flops(inference)  # before hours of timing: a failure here costs nothing
+    peak = peak_flops(params.runtime.threads)
+    rounds = measure_rounds(measures, args.rounds)
+    result = {
+        **report(rounds, flops, peak, recipe.batch_size, train),
         "hyperparameters": json.loads(args.hyperparameters.read_text()),
         "environment": runtime.environment(),
     }

@@ -30,13 +30,13 @@ import statistics
 from pathlib import Path
 
 import numpy as np
-from search_vs_random import winner_models
 
 from digits import runtime
 from digits.data import load_split
 from digits.evaluation import Predictions, probability_scores
 from digits.model import load_model
 from digits.review import RevisionPredictions, compare_predictions
+from digits.winners import winner_models
 
 SHIFTS = {
     "cross5": [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)],

@@ -166,20 +166,21 @@ def test_an_incomplete_distributed_environment_is_one_clear_error(
     assert not (tmp_path / "models").exists(), "nothing is written"
 
 
-def readme_block(containing: str) -> str:
-    """The README's bash block that contains `containing`, as one command line."""
-    text = (REPO / "README.md").read_text()
+def recipe_block(containing: str) -> str:
+    """The bash block of docs/scaling.md (the multi-machine recipe) that contains
+    `containing`, as one command line."""
+    text = (REPO / "docs" / "scaling.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
     (block,) = [block for block in blocks if containing in block]
     return block.replace("\\\n", " ").strip()
 
 
 @pytest.mark.e2e
-def test_the_readme_multi_machine_recipe_runs_on_loopback(
+def test_the_documented_multi_machine_recipe_runs_on_loopback(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """The chief in one clone, a worker started from a second clone, both exactly as the
-    README's commands say (addresses filled in); the chief runs no worker, so the remote
+    """The chief in one clone, a worker started from a second clone, both exactly as
+    docs/scaling.md's commands say (addresses filled in); the chief runs no worker, so the remote
     worker runs every trial."""
     port = str(free_port("127.0.0.1"))
     clones = []
@@ -189,8 +190,8 @@ def test_the_readme_multi_machine_recipe_runs_on_loopback(
         params["tuner"].update(max_trials=3, workers=0)
         write_yaml(clone / "params.yaml", params)
         clones.append(clone)
-    chief_command = readme_block("dvc repro tune").replace("<this machine's IP>", "127.0.0.1")
-    worker_command = readme_block("KERASTUNER_TUNER_ID=remote1").replace("<chief IP>", "127.0.0.1")
+    chief_command = recipe_block("dvc repro tune").replace("<this machine's IP>", "127.0.0.1")
+    worker_command = recipe_block("KERASTUNER_TUNER_ID=remote1").replace("<chief IP>", "127.0.0.1")
     assert chief_command.startswith("KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8000")
     assert worker_command.split("python ", 1)[1].split() == STAGES_TUNE_CMD.split()[1:]
 

@@ -96,7 +96,7 @@ def test_a_fresh_clone_pulls_the_run_from_the_default_remote_and_trains_nothing(
     assert predicted[1] == predicted[0]
     assert predicted[1][0]["digit"] in range(10)
 
-    # The README's per-user override: .dvc/config.local (git-ignored) moves the remote.
+    # docs/sharing.md's per-user override: .dvc/config.local (git-ignored) moves the remote.
     elsewhere = tmp_path / "team-remote"
     run(fresh, "dvc", "remote", "modify", "--local", "storage", "url", str(elsewhere), env=env)
     assert "pushed" in run(fresh, "dvc", "push", env=env)
@@ -139,7 +139,7 @@ def s3_client_keys() -> dict[str, str]:
 
 
 def use_s3(repo: Path, endpoint: str, env: dict[str, str], remote: str = "storage") -> None:
-    """The README's steps for a bucket, plus the endpoint of the local server."""
+    """docs/sharing.md's steps for a bucket, plus the endpoint of the local server."""
     settings = {"url": f"s3://{BUCKET}/digits", "endpointurl": endpoint, **KEYS}
     if remote != "storage":
         run(repo, "dvc", "remote", "add", "--local", remote, settings.pop("url"), env=env)

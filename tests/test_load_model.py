@@ -20,9 +20,9 @@ from digits.calibration import logits, temperature_of
 from digits.data import Split, save_split
 from digits.errors import DigitsError
 from digits.evaluation import Predictions, evaluation_metrics
+from digits.hyperparameters import Hyperparameters
 from digits.mnist import Mnist
 from digits.model import (
-    Hyperparameters,
     TemperatureScaling,
     build_model,
     load_model,

@@ -19,8 +19,9 @@ from digits import cli
 from digits.data import Split, save_split
 from digits.errors import DigitsError
 from digits.export import export_all, saved_model_predict, tflite_predict
+from digits.hyperparameters import Hyperparameters
 from digits.mnist import Mnist
-from digits.model import Hyperparameters, build_model, load_model, probability_model
+from digits.model import build_model, load_model, probability_model
 from digits.predict import (
     LOW_CONFIDENCE,
     MAX_FRAMES,

@@ -1,4 +1,8 @@
-"""Stage tune: Bayesian search over tuner.space -> the best hyperparameters, metrics and plots.
+"""Stage tune: Bayesian search over tuner.space -> the chosen hyperparameters, metrics and plots.
+
+Each trial trains the train section's recipe on a compressed schedule and scores the validation
+NLL; the best trials are then re-scored with other seeds, and `tuner.selection` picks the point
+training gets (one_se: the fewest FLOPs within one standard error of the best score).
 
 With `tuner.workers` > 0, or `KERASTUNER_ORACLE_IP`/`KERASTUNER_ORACLE_PORT` set (workers on other
 machines join there; a loopback or private address unless `tuner.allow_public_oracle`), the
@@ -17,21 +21,29 @@ from digits.data import load_split
 from digits.errors import run_main
 from digits.files import write_csv, write_json
 from digits.importance import importances, searched_dimensions
-from digits.model import SELECTION_METRIC
-from digits.params import RuntimeParams, TunerParams, confirm_unchanged, load_section
+from digits.params import (
+    RuntimeParams,
+    TrainParams,
+    TunerParams,
+    confirm_unchanged,
+    load_section,
+)
 from digits.plots import importance_bars, marginals, tuning_progress
 from digits.processes import run_cluster, run_in_chunks, wait_for_chief
 from digits.search import (
+    OBJECTIVE,
     Search,
-    best_trial,
+    TrialRecord,
+    choose,
     describe,
     mark_in_use,
     prune_searches,
+    rescore,
     run_trials,
-    seed_noise,
     summary_metrics,
     trial_table,
 )
+from digits.selection import Decision
 
 
 def main() -> None:
@@ -39,12 +51,13 @@ def main() -> None:
     parser.add_argument("--train", type=Path, required=True, help="prepared training split")
     parser.add_argument("--val", type=Path, required=True, help="prepared validation split")
     parser.add_argument("--state", type=Path, required=True, help="search state (resumable)")
-    parser.add_argument("--best", type=Path, required=True, help="best hyperparameters (JSON)")
+    parser.add_argument("--best", type=Path, required=True, help="chosen hyperparameters (JSON)")
     parser.add_argument("--metrics", type=Path, required=True, help="search metrics (JSON)")
     parser.add_argument("--plots", type=Path, required=True, help="trials table and figures")
     args = parser.parse_args()
 
     runtime_params, params = load_section(RuntimeParams), load_section(TunerParams)
+    recipe = load_section(TrainParams)
     role = oracle.role()
     address = oracle.oracle_address()
     if address:  # the chief's: where a chief serves, or the one a worker joins
@@ -54,7 +67,7 @@ def main() -> None:
             os.environ.pop(name, None)
     runtime.configure(params.seed, runtime_params.threads)
     search = Search.for_params(
-        params, load_split(args.train), load_split(args.val), args.state,
+        params, recipe, load_split(args.train), load_split(args.val), args.state,
         runtime_params.threads,
     )  # fmt: skip
     if role == "worker":
@@ -73,25 +86,37 @@ def main() -> None:
         else:
             run_trials(search.tuner())
     records = search.completed()
-    best = best_trial(records)
-    noise = seed_noise(search, best, print)
+    rescores = rescore(search, records, print)
+    decision = choose(records, rescores, params.selection)
     prune_searches(search, print)
+    confirm_unchanged(runtime_params, params, recipe, stage="tune")
+    write_outputs(args, params, records, rescores, decision)
 
+
+def write_outputs(
+    args: argparse.Namespace,
+    params: TunerParams,
+    records: list[TrialRecord],
+    rescores: dict[int, list[float]],
+    decision: Decision,
+) -> None:
+    """The chosen point, the metrics, the trials table and the search's figures."""
     rows = trial_table(records)
     mattered = importances(rows, params.space)
-    metrics = {**summary_metrics(records, noise), "importance": mattered}
-    confirm_unchanged(runtime_params, params, stage="tune")
-    write_json(args.best, best.hyperparameters)
+    metrics = {**summary_metrics(records, rescores, decision), "importance": mattered}
+    write_json(args.best, metrics["chosen"])
     write_json(args.metrics, metrics)
     write_csv(args.plots / "trials.csv", rows)
-    tuning_progress(rows, metrics["seed_sd"], args.plots / "progress.png", SELECTION_METRIC)
+    tuning_progress(rows, decision, args.plots / "progress.png", OBJECTIVE)
     searched = searched_dimensions(params.space)
     log_scale = {d.name for d in params.space.dimensions if d.sampling == "log"}
-    marginals(rows, searched, log_scale, args.plots / "marginals.png", SELECTION_METRIC)
+    marginals(rows, searched, log_scale, args.plots / "marginals.png", OBJECTIVE)
     importance_bars(mattered, len(rows), args.plots / "importance.png")
     print(
-        f"tune: best {SELECTION_METRIC} {best.score:.4f} (seed sd {metrics['seed_sd']}) "
-        f"with {best.hyperparameters}"
+        f"tune: chose trial {decision.chosen.trial} ({OBJECTIVE} {decision.chosen.score:.4f}, "
+        f"{metrics['chosen_mflops']:.2f} MFLOPs/image; best trial {decision.best.trial}: "
+        f"{decision.best.score:.4f}, {metrics['best_mflops']:.2f} MFLOPs/image; standard error "
+        f"{metrics['standard_error']}) by {params.selection}: {metrics['chosen']}"
     )
 
 

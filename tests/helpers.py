@@ -19,7 +19,13 @@ import pytest
 from ruamel.yaml import YAML
 
 from digits.data import Split, save_split
-from digits.params import SearchDimension, SearchSpace, TunerParams
+from digits.params import (
+    AugmentationParams,
+    SearchDimension,
+    SearchSpace,
+    TrainParams,
+    TunerParams,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,11 +75,20 @@ def _space() -> SearchSpace:
     )
 
 
-# A search small enough for tests: 2 one-epoch trials on 200 images.
+# A search small enough for tests: 2 one-epoch trials on 200 images, the best one re-scored
+# with one more seed.
 TINY_TUNER = TunerParams(
     max_trials=2, num_initial_points=1, seed=3, epochs_per_trial=1, images_per_trial=200,
-    batch_size=64, early_stopping_patience=0, workers=0, trial_timeout_minutes=5,
-    trials_per_process=None, noise_seeds=1, space=_space(),
+    max_mflops_per_image=None, selection="best", rescored_trials=1, noise_seeds=1, workers=0,
+    trial_timeout_minutes=5, trials_per_process=None, space=_space(),
+)  # fmt: skip
+# The train section a tiny search's trials compress (batch size, augmentation, smoothing).
+TINY_RECIPE = TrainParams(
+    epochs=20, batch_size=64, learning_rate=None, warmup_epochs=0.25, label_smoothing=0.1,
+    early_stopping_patience=5, seed=42,
+    augmentation=AugmentationParams(
+        rotation_degrees=10, shift_fraction=0.1, zoom_fraction=0.1, contrast_fraction=0.8
+    ),
 )  # fmt: skip
 
 

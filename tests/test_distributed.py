@@ -82,7 +82,7 @@ def test_a_finished_distributed_search_raised_runs_only_the_new_trial(project: P
     assert code == 0, err
     assert "resuming with 4 trials done, 1 to run" in out
     assert re.findall(r"tuner\d finished trial (\d+)", out) == ["4"], out
-    assert re.search(r"finished trial 4: score [01]\.\d{4}$", out, flags=re.MULTILINE), out
+    assert re.search(r"finished trial 4: score \d+\.\d{4}$", out, flags=re.MULTILINE), out
     assert [row["trial"] for row in trials_table(project)] == ["1", "2", "3", "4", "5"]
 
 

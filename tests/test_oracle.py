@@ -32,6 +32,17 @@ def test_bayesian_oracle_draws_its_restarts_from_random_state() -> None:
     assert "def populate_space(self, trial_id)" in source
 
 
+def test_random_proposals_come_from_random_values() -> None:
+    """The FLOPs cap filters `_random_values`: every random proposal must go through it, and
+    Bayesian optimization must fall back on `_random_populate_space` before its GP."""
+    random_search = inspect.getsource(kt.oracles.RandomSearchOracle.populate_space)
+    assert "self._random_values()" in random_search
+    bayesian = inspect.getsource(kt.oracles.BayesianOptimizationOracle)
+    assert "return self._random_populate_space()" in bayesian
+    assert "values = self._random_values()" in bayesian
+    assert "_random_values" in dict(inspect.getmembers(kt.Oracle))
+
+
 def test_reload_fills_trials_from_trial_files_in_glob_order() -> None:
     source = inspect.getsource(kt.Oracle.reload)
     assert '"trial_*", "trial.json"' in source

@@ -37,7 +37,7 @@ def test_repro_runs_every_stage_and_writes_every_output(project: Path, reproduce
     for stage in ("prepare", "tune", "train", "evaluate", "error_analysis"):
         assert f"Running stage '{stage}'" in reproduced
     assert "mnist: " in reproduced and ": ok, 4 files verified" in reproduced
-    assert "tune: trial 2/2 val_accuracy" in reproduced
+    assert "tune: trial 2/2 val_nll" in reproduced
 
     evaluate = json.loads((project / "metrics/evaluate.json").read_text())
     assert evaluate["samples"] == 300
@@ -54,6 +54,11 @@ def test_repro_runs_every_stage_and_writes_every_output(project: Path, reproduce
     assert [line.split(",")[0] for line in per_class[1:]] == [str(digit) for digit in range(10)]
     tune = json.loads((project / "metrics/tune.json").read_text())
     assert tune["trials"] == 2
+    assert tune["standard_error"] > 0, "one_se re-scored both trials with 2 more seeds each"
+    assert tune["best_val_nll"] <= tune["chosen_val_nll"] <= tune["band_limit"]
+    assert tune["band_limit"] == pytest.approx(tune["best_val_nll"] + tune["standard_error"])
+    hyperparameters = json.loads((project / "models/best_hyperparameters.json").read_text())
+    assert hyperparameters == tune["chosen"]
     train = json.loads((project / "metrics/train.json").read_text())
     assert train["epochs_run"] == 1
     error_analysis = json.loads((project / "metrics/error_analysis.json").read_text())
@@ -121,7 +126,7 @@ def test_the_offline_review_shows_both_revisions(project: Path, bigger_search: s
     for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
         assert matplotlib.image.imread(project / "review" / image).ndim == 3, image
     assert "| `HEAD` | `workspace` |" in report
-    assert "images/hyperparameter_search_val_accuracy_by_trial.png" in report
+    assert "images/hyperparameter_search_val_nll_by_trial.png" in report
 
 
 def test_queued_experiments_run_in_parallel_from_tracked_files(

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import keras_tuner as kt
 import pytest
@@ -13,22 +14,26 @@ import pytest
 from digits import runtime
 from digits.data import Split
 from digits.errors import DigitsError
+from digits.hyperparameters import Hyperparameters
+from digits.model import build_model, flops_per_image
 from digits.oracle import ResumableBayesianOracle, read_trials
-from digits.params import SearchDimension, SearchSpace, TunerParams
+from digits.params import SearchDimension, SearchSpace, TrainParams, TunerParams
 from digits.processes import run_in_chunks
 from digits.search import (
     DigitsTuner,
     Search,
     as_declared,
-    best_trial,
+    choose,
     declare_space,
     describe,
     mark_in_use,
+    mflops,
     prune_searches,
+    rescore,
     run_trials,
-    seed_noise,
     summary_metrics,
 )
+from tests.helpers import TINY_RECIPE as RECIPE
 from tests.helpers import TINY_TUNER as PARAMS
 from tests.helpers import assert_says
 
@@ -36,7 +41,7 @@ from tests.helpers import assert_says
 def search(params: TunerParams, splits: dict[str, Split], state: Path, lines: list[str]) -> Search:
     """What the tune stage does in one process: set up, mark in use, report, run, prune."""
     runtime.configure(seed=params.seed, threads=2)
-    prepared = Search.for_params(params, splits["train"], splits["val"], state, threads=2)
+    prepared = Search.for_params(params, RECIPE, splits["train"], splits["val"], state, threads=2)
     mark_in_use(prepared)
     describe(prepared, lines.append)
     if params.trials_per_process:
@@ -70,7 +75,7 @@ def test_raising_max_trials_runs_only_the_new_trials(
     assert [r.trial for r in records] == [1, 2, 3]
     assert records[:2] == before
     assert lines[0] == f"tune: search {first.key}: resuming with 2 trials done, 1 to run"
-    assert lines[1].startswith("tune: trial 3/3 val_accuracy ")
+    assert lines[1].startswith("tune: trial 3/3 val_nll ")
 
     lowered = search(PARAMS, tiny_splits, tmp_path, [])
     assert lowered.completed() == before, "a lowered max_trials reports what it would have found"
@@ -82,12 +87,13 @@ def test_a_rerun_with_nothing_to_do_changes_no_byte(
 ) -> None:
     def metrics(done: Search, lines: list[str]) -> dict:
         records = done.completed()
-        return summary_metrics(records, seed_noise(done, best_trial(records), lines.append))
+        rescores = rescore(done, records, lines.append)
+        return summary_metrics(records, rescores, choose(records, rescores, "one_se"))
 
     done = search(PARAMS, tiny_splits, tmp_path, [])
     first: list[str] = []
     before = metrics(done, first)
-    assert len(first) == PARAMS.noise_seeds and before["seed_sd"] > 0
+    assert len(first) == PARAMS.noise_seeds and before["standard_error"] > 0
     state = tree_digest(tmp_path)
 
     lines: list[str] = []
@@ -118,19 +124,40 @@ def test_a_changed_space_starts_a_fresh_search_and_keeps_the_old_ones(
 
 
 @pytest.mark.parametrize(
-    "change", [{"seed": 4}, {"num_initial_points": 2}, {"epochs_per_trial": 2}]
-)
+    "change",
+    [
+        {"seed": 4}, {"num_initial_points": 2}, {"epochs_per_trial": 2},
+        {"max_mflops_per_image": 1.0},
+    ],
+)  # fmt: skip
 def test_any_change_but_how_the_search_runs_changes_the_key(
     tmp_path: Path, tiny_splits: dict[str, Split], change: dict
 ) -> None:
     def key(params: TunerParams) -> str:
         return Search.for_params(
-            params, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2
+            params, RECIPE, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2
         ).key
 
     assert key(PARAMS) != key(dataclasses.replace(PARAMS, **change))
-    execution = {"max_trials": 50, "workers": 2, "trials_per_process": 5, "noise_seeds": 3}
+    execution = {
+        "max_trials": 50, "workers": 2, "trials_per_process": 5, "noise_seeds": 3,
+        "rescored_trials": 3, "selection": "one_se",
+    }  # fmt: skip
     assert key(PARAMS) == key(dataclasses.replace(PARAMS, **execution))
+
+
+def test_the_trial_recipe_is_part_of_the_key_but_not_what_a_trial_sets_itself(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    def key(recipe: TrainParams) -> str:
+        return Search.for_params(
+            PARAMS, recipe, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2
+        ).key
+
+    smoothing = dataclasses.replace(RECIPE, label_smoothing=0.0)
+    assert key(RECIPE) != key(smoothing)
+    own = {"seed": 1, "learning_rate": 0.5, "early_stopping_patience": 1}
+    assert key(RECIPE) == key(dataclasses.replace(RECIPE, **own))
 
 
 def test_a_space_with_one_point_runs_it_once_with_a_note(
@@ -165,8 +192,8 @@ def test_a_space_keras_tuner_refuses_is_one_error_and_touches_no_search(
     )
     with pytest.raises(DigitsError) as error:
         Search.for_params(
-            dataclasses.replace(PARAMS, space=refused), tiny_splits["train"], tiny_splits["val"],
-            tmp_path, threads=2,
+            dataclasses.replace(PARAMS, space=refused), RECIPE, tiny_splits["train"],
+            tiny_splits["val"], tmp_path, threads=2,
         )  # fmt: skip
     assert_says(str(error.value), "params.yaml", "tuner.space", "Keras Tuner", "dense_units")
     assert tree_digest(tmp_path) == before
@@ -216,7 +243,7 @@ def test_a_trial_reported_done_is_kept_by_a_search_stopped_right_after(
 
     runtime.configure(seed=three.seed, threads=2)
     stopped = Search.for_params(
-        three, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2
+        three, RECIPE, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2
     )
     with pytest.raises(KeyboardInterrupt):
         run_trials(stopped.tuner(interrupted_after_trial_2))
@@ -239,7 +266,10 @@ def test_a_trial_reported_done_is_kept_by_a_search_stopped_right_after(
 def _chief_oracle(project: Path) -> ResumableBayesianOracle:
     """The oracle a tuning chief serves, over `project`, reloaded when it holds a search."""
     oracle = ResumableBayesianOracle(
-        objective=kt.Objective("val_accuracy", direction="max"), max_trials=3, seed=3
+        lambda values: values,
+        objective=kt.Objective("val_nll", direction="min"),
+        max_trials=3,
+        seed=3,
     )
     oracle._set_project_dir(str(project.parent), project.name)
     declare_space(oracle.hyperparameters, PARAMS.space)
@@ -254,7 +284,7 @@ def test_a_trial_a_worker_ended_is_not_run_again_after_the_chief_stops(tmp_path:
     next trial, not the finished one again."""
     chief = _chief_oracle(tmp_path / "search")
     trial = chief.create_trial("tuner0")
-    chief.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+    chief.update_trial(trial.trial_id, {"val_nll": 0.5})
     trial.status = "COMPLETED"
     chief.end_trial(trial)
 
@@ -295,8 +325,8 @@ def test_a_search_in_fresh_processes_runs_the_same_trials_as_one_process(
         (t.hyperparameters, t.score) for t in in_process.completed()
     ]
     printed = capfd.readouterr().out
-    assert "tune: trial 2/3 val_accuracy" in printed
-    assert "tune: trial 3/3 val_accuracy" in printed
+    assert "tune: trial 2/3 val_nll" in printed
+    assert "tune: trial 3/3 val_nll" in printed
 
 
 def _with(space: SearchSpace, **dimensions: SearchDimension) -> SearchSpace:
@@ -313,7 +343,12 @@ def test_random_search_shares_the_initial_points_then_draws_its_own(
     found = {}
     for algorithm in ("bayesian", "random"):
         prepared = Search.for_params(
-            params, tiny_splits["train"], tiny_splits["val"], tmp_path / algorithm, threads=2
+            params,
+            RECIPE,
+            tiny_splits["train"],
+            tiny_splits["val"],
+            tmp_path / algorithm,
+            threads=2,
         )
         run_trials(prepared.tuner([].append, algorithm=algorithm))
         found[algorithm] = prepared.completed()
@@ -327,7 +362,9 @@ def test_random_search_shares_the_initial_points_then_draws_its_own(
 def test_an_unknown_search_algorithm_is_refused(
     tmp_path: Path, tiny_splits: dict[str, Split]
 ) -> None:
-    prepared = Search.for_params(PARAMS, tiny_splits["train"], tiny_splits["val"], tmp_path, 2)
+    prepared = Search.for_params(
+        PARAMS, RECIPE, tiny_splits["train"], tiny_splits["val"], tmp_path, 2
+    )
     with pytest.raises(ValueError) as error:
         prepared.tuner(algorithm="grid")  # type: ignore[arg-type]
     assert_says(str(error.value), "'grid'", "'bayesian'", "'random'")
@@ -364,3 +401,60 @@ def test_declare_space_gives_float_dimensions_as_floats() -> None:
     tuner_hp.Fixed("dropout", 0)  # a whole number, as a hand-built trial may hold it
     values = declare_space(tuner_hp, PARAMS.space)
     assert type(values.dropout) is float and values.dropout == 0.0
+
+
+def test_flops_per_image_counts_every_convolution_and_dense_multiply_add() -> None:
+    one_block = Hyperparameters(1, 1, 4, 3, 3, True, 0.1, 16, 1e-3)
+    conv = 2 * 28 * 28 * (3 * 3 * 1) * 4  # 'same' padding: 28 x 28 outputs, 4 filters
+    dense = 2 * (14 * 14 * 4) * 16  # after 2 x 2 pooling
+    logits = 2 * 16 * 10
+    assert flops_per_image(build_model(one_block)) == conv + dense + logits
+    assert mflops(one_block) == pytest.approx((conv + dense + logits) / 1e6)
+
+
+CAPPED = dataclasses.replace(
+    PARAMS, max_trials=4, num_initial_points=2, max_mflops_per_image=0.2
+)  # of the tiny space's 8 architectures, 4 fit under 0.2 MFLOPs per image
+
+
+def _values(blocks: int, filters: int, first_kernel: int) -> dict[str, Any]:
+    point = Hyperparameters(blocks, 1, filters, first_kernel, 3, True, 0.1, 16, 1e-3)
+    return dataclasses.asdict(point)
+
+
+def test_within_cap_lowers_the_filters_or_gives_up(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    capped = Search.for_params(
+        CAPPED, RECIPE, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2
+    )
+    fits = _values(1, 4, 3)
+    assert capped.within_cap(fits) is fits
+    assert capped.within_cap(_values(1, 8, 5)) == _values(1, 4, 5)  # 0.36 -> 0.18 MFLOPs
+    assert capped.within_cap(_values(2, 8, 5)) is None  # 0.28 MFLOPs at 4 filters
+
+
+def test_no_trial_of_a_capped_search_exceeds_the_cap(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    for algorithm in ("bayesian", "random"):
+        runtime.configure(seed=CAPPED.seed, threads=2)
+        capped = Search.for_params(
+            CAPPED, RECIPE, tiny_splits["train"], tiny_splits["val"], tmp_path / algorithm, 2
+        )
+        run_trials(capped.tuner([].append, algorithm=algorithm))
+        records = capped.completed()
+        assert len(records) == 4
+        assert all(record.mflops <= 0.2 for record in records), algorithm
+
+
+def test_a_cap_that_no_point_meets_is_one_error(
+    tmp_path: Path, tiny_splits: dict[str, Split]
+) -> None:
+    impossible = dataclasses.replace(CAPPED, max_mflops_per_image=0.01)
+    capped = Search.for_params(
+        impossible, RECIPE, tiny_splits["train"], tiny_splits["val"], tmp_path, threads=2
+    )
+    with pytest.raises(DigitsError) as error:
+        run_trials(capped.tuner([].append))
+    assert_says(str(error.value), "tuner.max_mflops_per_image", "raise the cap")

@@ -17,7 +17,7 @@ import math
 
 import keras
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import OptimizeResult, minimize_scalar
 from scipy.special import softmax
 
 from digits.data import NUM_CLASSES
@@ -61,13 +61,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
             "falling as T -> 0 and has no minimum: fit on more held-out images"
         )
 
-    def objective(log_temperature: float) -> float:
-        return scaled_nll(logits, labels, math.exp(log_temperature))
-
+    result = _minimise_over_temperature(logits, labels)
     low, high = (math.log(bound) for bound in TEMPERATURE_BOUNDS)
-    result = minimize_scalar(
-        objective, bounds=(low, high), method="bounded", options={"xatol": 1e-6}
-    )
     if not result.success or min(result.x - low, high - result.x) < 1e-3:
         raise DigitsError(
             f"fit_temperature: the NLL has no minimum for T in {TEMPERATURE_BOUNDS} (best "
@@ -75,6 +70,31 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
             "fit on more held-out images"
         )
     return math.exp(result.x)
+
+
+def _minimise_over_temperature(logits: np.ndarray, labels: np.ndarray) -> OptimizeResult:
+    """scipy's bounded Brent search of log T within `TEMPERATURE_BOUNDS` for the lowest mean NLL
+    of softmax(logits / T): `x` is log T, `fun` the NLL (nats per image)."""
+
+    def objective(log_temperature: float) -> float:
+        return scaled_nll(logits, labels, math.exp(log_temperature))
+
+    low, high = (math.log(bound) for bound in TEMPERATURE_BOUNDS)
+    return minimize_scalar(objective, bounds=(low, high), method="bounded", options={"xatol": 1e-6})
+
+
+def lowest_scaled_nll(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The mean NLL (nats per image) of softmax(logits / T) at the best T in
+    `TEMPERATURE_BOUNDS`: what a search trial scores. Unlike `fit_temperature` it never refuses
+    a model: one without an interior minimum gets the NLL at the bound, and logits that are not
+    finite (a diverged run) get log(10), the NLL of a uniform guess.
+
+    logits: N x 10 float; labels: N int in 0..9.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    if not np.isfinite(logits).all():
+        return math.log(NUM_CLASSES)
+    return min(float(_minimise_over_temperature(logits, labels).fun), math.log(NUM_CLASSES))
 
 
 def temperature_of(model: keras.Model) -> float:

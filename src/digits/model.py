@@ -377,3 +377,21 @@ def _lambda_layers(path: Path) -> list[str]:
 
     visit(_archive_json(path, "config.json"))
     return found
+
+
+def flops_per_image(network: keras.Model) -> int:
+    """Floating-point operations of one image's forward pass through `network`'s convolutions
+    and dense layers, a multiply-add counted as 2 (the usual count, e.g. in Howard et al.
+    (2017), "MobileNets", which counts multiply-adds). Normalisation, activations and pooling
+    are left out: they add a few percent. A property of the model, not of the machine: what
+    `tuner.max_mflops_per_image` caps and the one-standard-error rule minimises."""
+    total = 0
+    for layer in network.layers:
+        if isinstance(layer, layers.Conv2D):
+            _, height, width, filters = layer.output.shape
+            kernel_height, kernel_width = layer.kernel_size
+            channels = layer.input.shape[-1]
+            total += 2 * height * width * kernel_height * kernel_width * channels * filters
+        elif isinstance(layer, layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return int(total)

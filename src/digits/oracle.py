@@ -4,6 +4,10 @@
   so a search resumed or split across processes proposes what an uninterrupted one does; it
   saves itself again once `end_trial` has dropped the ended trial from `ongoing_trials`, and on
   reload does not retry a trial whose file says it completed, so a trial reported done is kept.
+- `CappedRandomOracle` and `ResumableBayesianOracle` propose only points under the FLOPs cap:
+  they override `Oracle._random_values` (rejecting draws over the cap) and, for Bayesian
+  optimization, bring the acquisition's optimum under the cap or fall back to
+  `_random_populate_space`.
 - `read_trials` loads trial files the way `Oracle.reload` does; `count_completed_trials` reads
   their `status` and `score` fields without loading them.
 - `check_oracle_address` vets the chief's address: loopback or private unless
@@ -20,6 +24,7 @@ import ipaddress
 import json
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,18 +41,56 @@ ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
 
 
-class ResumableBayesianOracle(kt.oracles.BayesianOptimizationOracle):
-    """Bayesian optimization whose proposals do not depend on how often the search was resumed.
+# Random draws tried for one trial before a cap that (nearly) no point meets is reported.
+MAX_CAPPED_DRAWS = 1000
+# `within_cap(values)`: `values` itself when its model fits the cap, else a point that does
+# (the same with fewer filters), or None.
+WithinCap = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+class _CappedDraws:
+    """Random proposals limited to the points `within_cap` returns unchanged (rejection
+    sampling, so they are uniform over the points under the cap)."""
+
+    def __init__(self, within_cap: WithinCap, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.within_cap = within_cap
+
+    def _random_values(self) -> dict[str, Any] | None:
+        for _ in range(MAX_CAPPED_DRAWS):
+            values = super()._random_values()
+            if values is None or self.within_cap(values) is values:
+                return values
+        raise DigitsError(
+            f"params.yaml: tuner.max_mflops_per_image: none of {MAX_CAPPED_DRAWS} random points "
+            "of tuner.space fits under the cap; raise the cap or narrow the space"
+        )
+
+
+class CappedRandomOracle(_CappedDraws, kt.oracles.RandomSearchOracle):
+    """Keras Tuner's random search over the points under the FLOPs cap."""
+
+
+class ResumableBayesianOracle(_CappedDraws, kt.oracles.BayesianOptimizationOracle):
+    """Bayesian optimization under the FLOPs cap whose proposals do not depend on how often the
+    search was resumed.
 
     Keras Tuner draws the acquisition's random restarts from a generator it never saves, and
     reloads trials in filesystem order, so a reloaded search proposes other trials than an
     uninterrupted one. Seeding by trial number and reloading in trial order make the proposal a
-    function of the seed and the trials so far.
+    function of the seed and the trials so far. An optimum of the acquisition over the cap is
+    brought under it by `within_cap`, or replaced by a random point under it.
     """
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         self._random_state = np.random.RandomState(self.seed + len(self.trials))
-        return super().populate_space(trial_id)
+        proposal = super().populate_space(trial_id)
+        if proposal["values"] is None:
+            return proposal
+        fitted = self.within_cap(proposal["values"])
+        if fitted is None:
+            return self._random_populate_space()
+        return {**proposal, "values": fitted}
 
     @oracle_module.synchronized
     def end_trial(self, trial: kt.engine.trial.Trial) -> None:

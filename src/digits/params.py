@@ -262,32 +262,51 @@ class PrepareParams:
 
 @SECTION
 class TunerParams:
+    """The search: its trials train `train`'s recipe on a compressed schedule (its budget here),
+    and the chosen point follows `selection` (see `digits.selection`)."""
+
     KEY: ClassVar[str] = "tuner"
     max_trials: Annotated[Int, Field(ge=1)]
     num_initial_points: Annotated[Int, Field(ge=1)]
     seed: Int
-    epochs_per_trial: Annotated[Int, Field(ge=1)]
-    images_per_trial: Annotated[Int, Field(ge=10)] | None  # null: all
-    batch_size: Annotated[Int, Field(ge=1)]
-    early_stopping_patience: Annotated[Int, Field(ge=0)]
+    epochs_per_trial: Annotated[Int, Field(ge=1)]  # the trial's whole schedule, in epochs
+    images_per_trial: Annotated[Int, Field(ge=10)] | None  # null: the whole training split
+    max_mflops_per_image: Annotated[Float, Field(gt=0)] | None  # null: no cap
+    selection: Literal["one_se", "best"]
+    rescored_trials: Annotated[Int, Field(ge=0, le=20)]  # the best ones, for the seed noise
+    noise_seeds: Annotated[Int, Field(ge=0, le=20)]  # other seeds each re-scored trial runs
     workers: Annotated[Int, Field(ge=0, le=64)]  # 0: search in the stage's own process
     trial_timeout_minutes: Annotated[Float, Field(gt=0)]
     trials_per_process: Annotated[Int, Field(ge=1)] | None  # null: all in the stage's process
-    noise_seeds: Annotated[Int, Field(ge=0, le=20)]  # 0: do not measure the noise
     space: Annotated[SearchSpace, pydantic.PlainValidator(_space)]
     # Serve or join a distributed search's oracle on an address outside loopback and the private
     # ranges (its gRPC service has no authentication; see `digits.oracle.check_oracle_address`).
     allow_public_oracle: pydantic.StrictBool = False
 
-    # How the search is run, not what it searches: these never split a search in two.
+    # How the search is run and read, not what it searches: these never split a search in two.
     EXECUTION: ClassVar[tuple[str, ...]] = (
         "max_trials",
+        "selection",
+        "rescored_trials",
+        "noise_seeds",
         "workers",
         "trial_timeout_minutes",
         "trials_per_process",
-        "noise_seeds",
         "allow_public_oracle",
     )
+
+    @pydantic.model_validator(mode="after")
+    def _noise_for_one_se(self) -> TunerParams:
+        """The one-standard-error rule needs a standard error: at least 2 re-scored trials with
+        at least 3 scores each (its own and 2 more seeds)."""
+        if self.selection == "one_se" and (self.rescored_trials < 2 or self.noise_seeds < 2):
+            raise FieldError(
+                "selection",
+                f"one_se needs rescored_trials >= 2 and noise_seeds >= 2 (got "
+                f"{self.rescored_trials} and {self.noise_seeds}) for its standard error; "
+                "raise them, or use selection: best",
+            )
+        return self
 
 
 @SECTION

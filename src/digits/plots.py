@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from digits.files import atomic_path
+from digits.selection import Decision
 
 DPI = 100
 
@@ -114,26 +115,28 @@ def reliability_diagram(curves: Sequence[ReliabilityCurve], path: Path, title: s
     save_figure(figure, path)
 
 
-def tuning_progress(
-    rows: Sequence[dict], seed_sd: float | None, path: Path, objective: str
-) -> None:
-    """Each trial's score and the best so far (rows of `trial`, `score`, `best_so_far`), with a
-    band of +-2 seed standard deviations around the best: trials inside it are not
-    distinguishable from the best by this objective."""
+def tuning_progress(rows: Sequence[dict], decision: Decision, path: Path, objective: str) -> None:
+    """Each trial's score (lower is better) and the best so far (rows of `trial`, `score`,
+    `best_so_far`), the one-standard-error band above the best score, the best trial and the
+    chosen one: trials inside the band are not told apart from the best by this objective."""
     trials = [row["trial"] for row in rows]
-    best = np.array([row["best_so_far"] for row in rows])
     figure, axes = plt.subplots(figsize=(7, 4))
     axes.scatter(trials, [row["score"] for row in rows], label="trial", zorder=3)
-    axes.step(trials, best, where="post", color="tab:red", label="best so far")
-    if seed_sd:
-        axes.fill_between(
-            trials, best - 2 * seed_sd, best + 2 * seed_sd, step="post", color="tab:red",
-            alpha=0.15, label=f"best +- 2 seed sd ({seed_sd:.4f})",
-        )  # fmt: skip
+    axes.step(trials, [row["best_so_far"] for row in rows], where="post", color="tab:red",
+              label="best so far")  # fmt: skip
+    best, chosen = decision.best, decision.chosen
+    if decision.standard_error is not None:
+        axes.axhspan(best.score, decision.band_limit, color="tab:red", alpha=0.12,
+                     label=f"best + 1 standard error ({decision.standard_error:.4f})")  # fmt: skip
+    axes.scatter([best.trial], [best.score], marker="*", s=220, color="tab:red", zorder=4,
+                 label=f"best: trial {best.trial}")  # fmt: skip
+    label = f"chosen: trial {chosen.trial}, {chosen.flops / 1e6:.2f} MFLOPs/image"
+    axes.scatter([chosen.trial], [chosen.score], s=260, facecolors="none", edgecolors="black",
+                 linewidths=2, zorder=5, label=label)  # fmt: skip
     axes.set_xlabel("trial")
-    axes.set_ylabel(objective)
+    axes.set_ylabel(f"{objective} (lower is better)")
     axes.set_title("Hyperparameter search")
-    axes.legend(loc="lower right")
+    axes.legend(loc="upper right", fontsize=8)
     save_figure(figure, path)
 
 

@@ -1,11 +1,16 @@
 """Bayesian hyperparameter search with Keras Tuner that resumes instead of restarting.
 
+A trial trains the `train` stage's own recipe with its schedule compressed into the trial's
+budget (`digits.training.score_on_budget`) and scores the validation NLL; points above
+`tuner.max_mflops_per_image` are never proposed. After the search, the best trials are re-scored
+with other seeds, and `digits.selection` picks the trial that training gets.
+
 A search lives in `<state dir>/<key>/`. The key hashes what defines a trial: the space, the
-per-trial budget, the seed, `num_initial_points`, the data, and the architecture `build_model`
-makes, but not `max_trials` and not source bytes. So raising `max_trials` runs only the new
-trials, an edit that builds the same model keeps the trials, and anything that changes a trial
-starts a fresh search in a new folder (Keras Tuner itself would keep the old space and seed on
-reload). Earlier searches are kept, up to `KEPT_SEARCHES`.
+budget, the FLOPs cap, the recipe, the seed, `num_initial_points`, the data, and the architecture
+`build_model` makes, but not `max_trials` and not source bytes. So raising `max_trials` runs only
+the new trials, an edit that builds the same model keeps the trials, and anything that changes a
+trial starts a fresh search in a new folder (Keras Tuner itself would keep the old space and seed
+on reload). Earlier searches are kept, up to `KEPT_SEARCHES`.
 
 `Search.for_params` is the one set-up every process uses: the stage, a fresh process running a
 chunk of trials, and each chief or worker of a distributed search (see `digits.processes`).
@@ -14,7 +19,7 @@ chunk of trials, and each chief or worker of a distributed search (see `digits.p
 from __future__ import annotations
 
 import dataclasses
-import gc
+import functools
 import json
 import os
 import shutil
@@ -25,21 +30,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import keras
 import keras_tuner as kt
-import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from digits.batches import ordered_batches, shuffled_batches, steps_per_epoch
 from digits.data import Split
 from digits.errors import DigitsError
 from digits.files import content_key, write_json
 from digits.hyperparameters import Hyperparameters
-from digits.model import SELECTION_METRIC, build_model, compile_model
-from digits.oracle import ResumableBayesianOracle, is_worker, read_trials
-from digits.params import SearchDimension, SearchSpace, TunerParams
+from digits.model import build_model, flops_per_image
+from digits.oracle import CappedRandomOracle, ResumableBayesianOracle, is_worker, read_trials
+from digits.params import SearchDimension, SearchSpace, TrainParams, TunerParams
+from digits.selection import Candidate, Decision, decide, pooled_sd
+from digits.training import compressed, score_on_budget
 
 KEPT_SEARCHES = 3
+# What a trial scores, lower being better: validation NLL after temperature scaling. It uses
+# every image's probability, where accuracy on 5,000 images moves in steps of 0.02 points and
+# counts only the errors (benchmarks/results/proxy_noise_fidelity.json compares the two).
+OBJECTIVE = "val_nll"
+# Trial fields Keras Tuner records besides the objective.
+TRIAL_METRICS = ("val_accuracy", "mflops", "seconds")
 
 
 def declare_space(tuner_hp: kt.HyperParameters, space: SearchSpace) -> Hyperparameters:
@@ -82,33 +92,32 @@ def _declare(tuner_hp: kt.HyperParameters, dim: SearchDimension) -> Any:
     return number(dim.name, dim.min, dim.max, step=dim.step, sampling=dim.sampling)
 
 
-def compile_for_search(hyperparameters: Hyperparameters) -> keras.Model:
-    model = build_model(hyperparameters)
-    optimizer = keras.optimizers.Adam(hyperparameters.learning_rate)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    compile_model(model, optimizer, loss)
-    return model
-
-
 @dataclass(frozen=True)
 class TrialRecord:
-    """One finished trial: its 1-based number, proxy score (`SELECTION_METRIC`, in [0, 1]), the
-    best score up to it, epochs run, and training seconds (validation passes included)."""
+    """One finished trial: its 1-based number, score (`OBJECTIVE`, nats per image), the best
+    (lowest) score up to it, validation accuracy (in [0, 1]), MFLOPs per image, training seconds
+    and its point of the space."""
 
     trial: int
     score: float
     best_so_far: float
-    epochs: int
+    val_accuracy: float
+    mflops: float
     seconds: float
     hyperparameters: dict[str, Any]
+
+    def candidate(self) -> Candidate:
+        return Candidate(self.trial, self.score, round(self.mflops * 1e6))
 
 
 @dataclass(frozen=True)
 class Search:
-    """One search: its params, the trial data (N x 28 x 28 uint8 images, N uint8 labels), and
-    where its state lives."""
+    """One search: its params, the recipe every trial trains (`train`'s, compressed to the
+    trial budget), the trial data (N x 28 x 28 uint8 images, N uint8 labels), and where its
+    state lives."""
 
     params: TunerParams
+    recipe: TrainParams
     train: Split  # the stratified subset each trial trains on
     val: Split
     state_dir: Path
@@ -116,27 +125,39 @@ class Search:
 
     @classmethod
     def for_params(
-        cls, params: TunerParams, train: Split, val: Split, state_dir: Path, threads: int
+        cls,
+        params: TunerParams,
+        recipe: TrainParams,
+        train: Split,
+        val: Split,
+        state_dir: Path,
+        threads: int,
     ) -> Search:
-        """Check the space with Keras Tuner, pick the trial data and compute the key.
+        """Check the space with Keras Tuner, compress `recipe` (the train section) to the trial
+        budget, pick the trial data and compute the key.
 
-        The key includes the thread count (TensorFlow's results differ by it) and the Keras
-        config of the model built at the space's default point, so an edit to `build_model`
-        that changes only other points of the space keeps the search: start a fresh one with
-        another `tuner.seed` then. Raises `DigitsError` when Keras Tuner refuses the space,
-        before any state is touched.
+        The key includes the thread count (TensorFlow's results differ by it), the recipe (but
+        not train's seed, length, early stopping, learning rate or architecture, which a trial
+        sets itself) and the Keras config of the model built at the space's default point, so
+        an edit to `build_model` that changes only other points of the space keeps the search:
+        start a fresh one with another `tuner.seed` then. Raises `DigitsError` when Keras Tuner
+        refuses the space, before any state is touched.
         """
         reference = _reference_point(params.space)
         trial_train = train.subset(params.images_per_trial, params.seed)
+        trial_recipe = compressed(recipe, params.epochs_per_trial)
         definition = dataclasses.asdict(params)
         for name in TunerParams.EXECUTION:
             del definition[name]
+        shared = dataclasses.asdict(trial_recipe)
+        for name in ("seed", "early_stopping_patience", "learning_rate", "hyperparameters"):
+            del shared[name]
         architecture = build_model(reference).to_json()
         key = content_key(
-            [definition, architecture, threads],
+            [definition, shared, architecture, threads],
             [trial_train.images, trial_train.labels, val.images, val.labels],
         )
-        return cls(params, trial_train, val, state_dir, key)
+        return cls(params, trial_recipe, trial_train, val, state_dir, key)
 
     @property
     def project(self) -> Path:
@@ -154,19 +175,19 @@ class Search:
         algorithm: Literal["bayesian", "random"] = "bayesian",
     ) -> DigitsTuner:
         """The tuner over this search, reloading its state when it exists; runs to `until`
-        trials (default: all planned). `algorithm="random"` is Keras Tuner's random search, the
-        baseline `benchmarks/search_vs_random.py` compares with: with the same seed its trials
-        are the Bayesian search's first `num_initial_points` and then more random draws."""
-        objective = kt.Objective(SELECTION_METRIC, direction="max")
+        trials (default: all planned). `algorithm="random"` is random search under the same
+        FLOPs cap, the baseline `benchmarks/search_vs_random.py` compares with."""
+        objective = kt.Objective(OBJECTIVE, direction="min")
         max_trials, seed = until or self.planned_trials, self.params.seed
         if algorithm not in ("bayesian", "random"):
             raise ValueError(f"algorithm must be 'bayesian' or 'random', got {algorithm!r}")
         if algorithm == "random":
-            oracle = kt.oracles.RandomSearchOracle(
-                objective=objective, max_trials=max_trials, seed=seed
+            oracle = CappedRandomOracle(
+                self.within_cap, objective=objective, max_trials=max_trials, seed=seed
             )
         else:
             oracle = ResumableBayesianOracle(
+                self.within_cap,
                 objective=objective,
                 max_trials=max_trials,
                 num_initial_points=self.params.num_initial_points,
@@ -183,31 +204,68 @@ class Search:
             overwrite=False,
         )
 
+    def within_cap(self, values: dict[str, Any]) -> dict[str, Any] | None:
+        """`values` (a point as Keras Tuner holds it) if its model fits
+        `tuner.max_mflops_per_image`; else the same point with the largest `base_filters` of
+        the space that fits, or None when none does. FLOPs grow with the square of the filter
+        count, so lowering it is the smallest change that brings a point under the cap."""
+        cap = self.params.max_mflops_per_image
+        if cap is None or mflops(_point(values)) <= cap:
+            return values
+        lower = [f for f in dimension_values(self.params.space["base_filters"])
+                 if f < values["base_filters"]]  # fmt: skip
+        for filters in sorted(lower, reverse=True):
+            smaller = {**values, "base_filters": filters}
+            if mflops(_point(smaller)) <= cap:
+                return smaller
+        return None
+
     def completed(self) -> list[TrialRecord]:
         """The finished trials, in trial order, read from the saved state: the first
         `planned_trials` of them, so a lowered `max_trials` reports what a search of that size
         found, whatever ran before."""
-        records, best = [], -float("inf")
+        records, best = [], float("inf")
         for trial in read_trials(self.project)[: self.planned_trials]:
-            best = max(best, trial.score)
-            values = as_declared(trial.hyperparameters.values)
+            best = min(best, trial.score)
             point = Hyperparameters.from_dict(
-                values,
+                as_declared(trial.hyperparameters.values),
                 f"{self.project}, trial {trial.trial_id}",
                 f"The search state is damaged: delete {self.project} and rerun "
                 "`dvc repro tune` to run this search again",
             )
+            measured = {name: trial.metrics.get_last_value(name) for name in TRIAL_METRICS}
             records.append(
                 TrialRecord(
                     trial=int(trial.trial_id) + 1,
                     score=float(trial.score),
                     best_so_far=float(best),
-                    epochs=int(trial.metrics.get_last_value("epochs")),
-                    seconds=round(float(trial.metrics.get_last_value("seconds")), 2),
+                    val_accuracy=float(measured["val_accuracy"]),
+                    mflops=round(float(measured["mflops"]), 4),
+                    seconds=round(float(measured["seconds"]), 2),
                     hyperparameters=dataclasses.asdict(point),
                 )
             )
         return records
+
+
+def _point(values: dict[str, Any]) -> Hyperparameters:
+    return Hyperparameters.from_dict(as_declared(values), "a point Keras Tuner proposed")
+
+
+@functools.lru_cache(maxsize=4096)
+def mflops(point: Hyperparameters) -> float:
+    """Millions of FLOPs per image of the network `point` builds (`flops_per_image`)."""
+    return flops_per_image(build_model(point)) / 1e6
+
+
+def dimension_values(dimension: SearchDimension) -> list[Any]:
+    """Every value a discrete dimension takes (a choice, or an int range with its step)."""
+    if dimension.is_choice:
+        return list(dimension.values)
+    if dimension.kind is not int:
+        raise DigitsError(f"tuner.space.{dimension.name}: expected a discrete dimension")
+    step = dimension.step or 1
+    return list(range(dimension.min, dimension.max + 1, step))
 
 
 def _reference_point(space: SearchSpace) -> Hyperparameters:
@@ -234,12 +292,12 @@ class DigitsTuner(kt.Tuner):
         self.scores: dict[str, float] = {}  # by trial id: a worker's trials carry no score
 
     def run_trial(self, trial: kt.engine.trial.Trial, **_: Any) -> dict[str, float]:
-        """Train one proxy model, seeded by trial number so that a trial trains the same
-        whichever process or resume runs it."""
+        """Train the trial's point on the search's recipe, seeded by trial number so that a
+        trial trains the same whichever process or resume runs it."""
         search = self.digits_search
-        hyperparameters = declare_space(trial.hyperparameters, search.params.space)
-        result = proxy_score(search, hyperparameters, search.params.seed + int(trial.trial_id))
-        self.scores[trial.trial_id] = result[SELECTION_METRIC]
+        point = declare_space(trial.hyperparameters, search.params.space)
+        result = trial_scores(search, point, search.params.seed + int(trial.trial_id))
+        self.scores[trial.trial_id] = result[OBJECTIVE]
         return result
 
     def on_trial_end(self, trial: kt.engine.trial.Trial) -> None:
@@ -253,11 +311,11 @@ class DigitsTuner(kt.Tuner):
             return
         total = self.digits_search.planned_trials
         scores = [t.score for t in self.oracle.trials.values() if t.score is not None]
-        best = f"{max(scores):.4f}" if scores else "none yet"
+        best = f"{min(scores):.4f}" if scores else "none yet"
         seconds_per_trial = (time.perf_counter() - self.started) / self.trials_run
         left = seconds_per_trial * max(total - len(self.oracle.trials), 0)
         self.report(
-            f"tune: trial {len(self.oracle.trials)}/{total} {SELECTION_METRIC} {score} "
+            f"tune: trial {len(self.oracle.trials)}/{total} {OBJECTIVE} {score} "
             f"(best {best}), about {_duration(left)} left"
         )
 
@@ -267,32 +325,15 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def proxy_score(search: Search, hyperparameters: Hyperparameters, seed: int) -> dict[str, float]:
-    """The search objective: best `SELECTION_METRIC` of a model trained `epochs_per_trial`
-    epochs on the trial data with `seed`; also the epochs run (early stopping may cut them) and
-    the wall-clock seconds of `fit`, validation passes included."""
-    params = search.params
-    keras.backend.clear_session()
-    gc.collect()
-    keras.utils.set_random_seed(seed)
-    model = compile_for_search(hyperparameters)
-    stop_early = keras.callbacks.EarlyStopping(
-        monitor=SELECTION_METRIC, mode="max", patience=params.early_stopping_patience
-    )
-    start = time.perf_counter()
-    history = model.fit(
-        shuffled_batches(search.train, params.batch_size, seed, range(params.epochs_per_trial)),
-        validation_data=ordered_batches(search.val, params.batch_size),
-        epochs=params.epochs_per_trial,
-        steps_per_epoch=steps_per_epoch(search.train, params.batch_size),
-        callbacks=[stop_early],
-        shuffle=False,  # the batches are already in each epoch's seeded order
-        verbose=0,
-    )
+def trial_scores(search: Search, point: Hyperparameters, seed: int) -> dict[str, float]:
+    """One trial: `point` trained on the search's recipe and data with `seed`; its `OBJECTIVE`
+    and `TRIAL_METRICS` as Keras Tuner records them."""
+    result = score_on_budget(point, search.recipe, search.train, search.val, seed)
     return {
-        SELECTION_METRIC: max(history.history[SELECTION_METRIC]),
-        "epochs": len(history.epoch),
-        "seconds": time.perf_counter() - start,
+        OBJECTIVE: result.val_nll,
+        "val_accuracy": result.val_accuracy,
+        "mflops": mflops(point),
+        "seconds": result.seconds,
     }
 
 
@@ -300,22 +341,31 @@ def proxy_score(search: Search, hyperparameters: Hyperparameters, seed: int) -> 
 RESCORE_SEED_OFFSET = 1_000_000
 
 
-def seed_noise(search: Search, best: TrialRecord, report: Callable[[str], None]) -> list[float]:
-    """The best trial's score under `tuner.noise_seeds` other seeds, after its own: how much
-    the objective moves with the seed alone, hence which differences between trials mean
-    something. Kept in the search folder, so a rerun trains nothing and writes the same."""
-    saved = search.project / "seed_noise.json"
-    wanted = {"trial": best.trial, "seeds": search.params.noise_seeds}
-    if saved.is_file() and json.loads(saved.read_text()).get("of") == wanted:
-        return json.loads(saved.read_text())["scores"]
-    hyperparameters = Hyperparameters.from_dict(best.hyperparameters)
-    scores = [best.score]
-    for index in range(search.params.noise_seeds):
-        seed = search.params.seed + RESCORE_SEED_OFFSET + index
-        scores.append(proxy_score(search, hyperparameters, seed)[SELECTION_METRIC])
-        report(f"tune: best trial {best.trial} re-scored with seed {seed}: {scores[-1]:.4f}")
-    write_json(saved, {"of": wanted, "scores": scores})
-    return scores
+def rescore(
+    search: Search, records: list[TrialRecord], report: Callable[[str], None]
+) -> dict[int, list[float]]:
+    """The `tuner.rescored_trials` best trials' scores under `tuner.noise_seeds` other seeds,
+    after each one's own, by trial number: how much the objective moves with the seed alone,
+    hence the standard error the one-standard-error rule uses. Each trial's scores are kept in
+    the search folder as they come, so a rerun or a resumed run trains only what is missing."""
+    saved = search.project / "rescores.json"
+    seeds = [search.params.seed + RESCORE_SEED_OFFSET + i for i in range(search.params.noise_seeds)]
+    known = json.loads(saved.read_text()) if saved.is_file() else {}
+    if known.get("seeds") != seeds:
+        known = {"seeds": seeds, "scores": {}}
+    ranked = sorted(records, key=lambda record: (record.score, record.trial))
+    groups = {}
+    for record in ranked[: search.params.rescored_trials]:
+        if str(record.trial) not in known["scores"]:
+            point = Hyperparameters.from_dict(record.hyperparameters)
+            scores = [record.score]
+            for seed in seeds:
+                scores.append(trial_scores(search, point, seed)[OBJECTIVE])
+                report(f"tune: trial {record.trial} re-scored with seed {seed}: {scores[-1]:.4f}")
+            known["scores"][str(record.trial)] = scores
+            write_json(saved, known)
+        groups[record.trial] = known["scores"][str(record.trial)]
+    return groups
 
 
 def run_trials(tuner: DigitsTuner) -> None:
@@ -370,36 +420,42 @@ def prune_searches(search: Search, report: Callable[[str], None]) -> None:
         shutil.rmtree(old)
 
 
-def best_trial(records: list[TrialRecord]) -> TrialRecord:
-    """The best trial (the earliest wins a tie, as in Keras Tuner).
-
-    Raises `DigitsError` when no trial completed.
-    """
-    if not records:
-        raise DigitsError(
-            "no trial completed; every trial failed. Rerun with KERASTUNER_DEBUG=1 to see why, "
-            "or check tuner.space in params.yaml"
-        )
-    return max(records, key=lambda record: (record.score, -record.trial))
+def choose(records: list[TrialRecord], rescores: dict[int, list[float]], rule: str) -> Decision:
+    """The search's decision under `rule` (`tuner.selection`), the standard error being the
+    pooled seed sd of the re-scored trials. Raises DigitsError when no trial completed."""
+    candidates = [record.candidate() for record in records]
+    return decide(candidates, pooled_sd(list(rescores.values())), rule)
 
 
-def summary_metrics(records: list[TrialRecord], noise: list[float]) -> dict[str, Any]:
+def summary_metrics(
+    records: list[TrialRecord], rescores: dict[int, list[float]], decision: Decision
+) -> dict[str, Any]:
     """What `metrics/tune.json` holds: a function of the trials alone, so a rerun with nothing
     to do, or a resumed search, writes the same bytes as an uninterrupted one.
 
-    `seed_sd` is the sample standard deviation of the best configuration's score over seeds
-    (`seed_noise`); null with fewer than two scores. `search_seconds` sums the trials' training
-    seconds (validation included), not the search's wall time. Raises DigitsError when no trial
-    completed.
+    `chosen_*` describe the trial training gets; `best_*` the best-scoring one; `band_limit` is
+    the highest score the rule accepted. `search_seconds` sums the trials' training seconds,
+    re-scoring excluded, not the search's wall time.
     """
-    best = best_trial(records)
+    by_trial = {record.trial: record for record in records}
+    chosen, best = by_trial[decision.chosen.trial], by_trial[decision.best.trial]
+    se = decision.standard_error
     return {
-        "best_val_accuracy": round(best.score, 6),
-        "seed_sd": round(float(np.std(noise, ddof=1)), 6) if len(noise) > 1 else None,
+        "chosen_val_nll": round(chosen.score, 6),
+        "chosen_val_accuracy": round(chosen.val_accuracy, 6),
+        "chosen_mflops": chosen.mflops,
+        "chosen_trial": chosen.trial,
+        "best_trial": best.trial,
+        "best_val_nll": round(best.score, 6),
+        "best_mflops": best.mflops,
+        "standard_error": round(se, 6) if se is not None else None,
+        "band_limit": round(decision.band_limit, 6),
+        "rescored": {
+            str(trial): [round(s, 6) for s in scores] for trial, scores in rescores.items()
+        },
         "trials": len(records),
         "search_seconds": round(sum(record.seconds for record in records), 1),
-        "best_trial": best.trial,
-        "best": best.hyperparameters,
+        "chosen": chosen.hyperparameters,
     }
 
 
@@ -410,7 +466,8 @@ def trial_table(records: list[TrialRecord]) -> list[dict[str, Any]]:
             "trial": record.trial,
             "score": round(record.score, 6),
             "best_so_far": round(record.best_so_far, 6),
-            "epochs": record.epochs,
+            "val_accuracy": round(record.val_accuracy, 6),
+            "mflops": record.mflops,
             "seconds": record.seconds,
             **record.hyperparameters,
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import math
 import shutil
@@ -27,6 +28,7 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from digits.batches import ordered_batches, shuffled_batches, steps_per_epoch
+from digits.calibration import logits, lowest_scaled_nll
 from digits.data import Split
 from digits.files import atomic_path, content_key, write_json
 from digits.hyperparameters import Hyperparameters
@@ -89,6 +91,65 @@ def run_key(model: keras.Model, params: TrainParams, train: Split, val: Split, t
     del recipe["hyperparameters"]  # where the architecture came from: the model config has it
     definition = [model.to_json(), recipe, threads]
     return content_key(definition, [train.images, train.labels, val.images, val.labels])
+
+
+def compressed(recipe: TrainParams, epochs: int) -> TrainParams:
+    """`recipe` with its schedule compressed to `epochs`: the warm-up keeps its share of the
+    schedule and the cosine still ends at peak/100, so a short run follows the same learning-rate
+    curve as the full one, only faster. The peak is the trained point's own (`learning_rate`
+    null), as it will be in the full run; `hyperparameters` are given to each run."""
+    return dataclasses.replace(
+        recipe,
+        epochs=epochs,
+        warmup_epochs=recipe.warmup_epochs * epochs / recipe.epochs,
+        learning_rate=None,
+        hyperparameters=None,
+    )
+
+
+@dataclass(frozen=True)
+class BudgetScore:
+    """A short run's validation scores: `val_nll` (nats per image, after temperature scaling
+    fitted on the same images), `val_accuracy` (in [0, 1]) and `seconds` of training."""
+
+    val_nll: float
+    val_accuracy: float
+    seconds: float
+
+
+def score_on_budget(
+    hp: Hyperparameters, recipe: TrainParams, train: Split, val: Split, seed: int
+) -> BudgetScore:
+    """Train `hp` with `recipe` (a `compressed` one) from scratch with `seed`, then score the
+    last epoch's model on `val`: what one search trial measures. Never raises for a model that
+    trains badly: such a model gets a bad score (see `lowest_scaled_nll`).
+
+    The same model, loss, schedule, augmentation and batches as a full run (`compile_for_training`
+    and `shuffled_batches`), so the searched learning rate is the peak the full run uses. The
+    NLL is taken after temperature scaling because label smoothing leaves the raw probabilities
+    under-confident by design (Guo et al. 2017, see `digits.calibration`).
+    """
+    keras.backend.clear_session()
+    gc.collect()
+    keras.utils.set_random_seed(seed)
+    recipe = dataclasses.replace(recipe, seed=seed)
+    model = compile_for_training(hp, recipe, train)
+    start = time.perf_counter()
+    model.fit(
+        shuffled_batches(train, recipe.batch_size, seed, range(recipe.epochs), one_hot=True),
+        epochs=recipe.epochs,
+        steps_per_epoch=steps_per_epoch(train, recipe.batch_size),
+        callbacks=[SeedByEpoch()],
+        shuffle=False,  # the batches are already in each epoch's seeded order
+        verbose=0,
+    )
+    seconds = time.perf_counter() - start
+    val_logits = logits(model, val.images)
+    return BudgetScore(
+        val_nll=lowest_scaled_nll(val_logits, val.labels),
+        val_accuracy=float(np.mean(val_logits.argmax(axis=1) == val.labels)),
+        seconds=seconds,
+    )
 
 
 class LogLearningRate(keras.callbacks.Callback):

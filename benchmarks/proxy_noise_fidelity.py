@@ -1,0 +1,176 @@
+"""Benchmark: is the search's trial score worth deciding on? Its seed noise and its fidelity.
+
+`score` runs search trials outside a search: each configuration of `CONFIGURATIONS` trained on
+the trial recipe and budget that params.yaml gives (`digits.search.trial_scores`, the code a
+trial runs), once per seed, and records validation NLL and accuracy. Results are written after
+every run, and a rerun skips what is done, so a killed run resumes.
+
+`report` adds, for each configuration, its full training with the default recipe (one seed, as
+`benchmarks/seed_sweep.py` ran it: DVC experiments of the `train` stage with
+`train.hyperparameters` set), then the noise and fidelity figures:
+
+- noise: per objective, the pooled seed sd over the configurations scored with several seeds,
+  and the spread (sd) of the configuration means, whose ratio says whether configurations are
+  told apart;
+- fidelity: Spearman's rank correlation (scipy) between the trial score and the fully trained
+  validation accuracy, with a percentile bootstrap 95% interval over configurations (Efron and
+  Tibshirani (1993), *An Introduction to the Bootstrap*, chapter 13).
+
+    python benchmarks/proxy_noise_fidelity.py score --seeds 1 2 3 4 5 --only 0 1 2
+    python benchmarks/proxy_noise_fidelity.py score --seeds 1
+    python benchmarks/seed_sweep.py run --name fidelity-3 --seeds 42 \\
+        -S 'train.hyperparameters={...}' --out benchmarks/results/fidelity/3.json
+    python benchmarks/proxy_noise_fidelity.py report
+
+Validation data only: the test set is not read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from digits import runtime
+from digits.data import load_split
+from digits.errors import run_main
+from digits.files import write_json
+from digits.hyperparameters import Hyperparameters
+from digits.params import load_params
+from digits.search import Search, mflops, trial_scores
+
+RESULTS = Path("benchmarks/results/proxy_noise_fidelity.json")
+FULL_RUNS = Path("benchmarks/results/fidelity")
+BOOTSTRAP_SAMPLES = 10_000
+
+
+def point(blocks, convs, filters, first, kernel, dropout, dense, rate) -> dict[str, Any]:
+    return dict(
+        conv_blocks=blocks, convs_per_block=convs, base_filters=filters, first_kernel_size=first,
+        kernel_size=kernel, batch_norm=True, dropout=dropout, dense_units=dense,
+        learning_rate=rate,
+    )  # fmt: skip
+
+
+# Spread over the default space: depth, width, kernels, dropout, head and a 30x range of peak
+# learning rates, from 0.6 to 9.3 MFLOPs per image (the default cap is 10). The first three are
+# scored with several seeds (the noise); all are fully trained (the fidelity).
+CONFIGURATIONS = [
+    point(3, 1, 16, 3, 3, 0.2, 128, 0.0036),  # the point an earlier search chose
+    point(2, 1, 8, 3, 3, 0.1, 32, 0.0005),  # small and slow to learn
+    point(3, 1, 24, 5, 3, 0.3, 128, 0.002),  # wide, 5 x 5 first
+    point(2, 1, 16, 5, 3, 0.2, 64, 0.001),
+    point(3, 2, 8, 5, 3, 0.0, 256, 0.008),
+    point(3, 1, 16, 3, 3, 0.4, 256, 0.003),
+    point(3, 1, 8, 3, 5, 0.5, 64, 0.0003),
+    point(2, 1, 32, 5, 3, 0.3, 128, 0.0015),
+    point(3, 2, 8, 3, 3, 0.1, 128, 0.005),
+    point(3, 1, 24, 3, 3, 0.2, 32, 0.01),
+    point(2, 2, 8, 5, 5, 0.2, 64, 0.0008),
+    point(2, 1, 24, 5, 3, 0.3, 256, 0.0012),
+]
+
+
+def score(seeds: list[int], only: list[int] | None) -> None:
+    params = load_params()
+    runtime.configure(params.tuner.seed, params.runtime.threads)
+    train = load_split("data/prepared/train.npz")
+    val = load_split("data/prepared/val.npz")
+    with tempfile.TemporaryDirectory() as scratch:
+        search = Search.for_params(
+            params.tuner, params.train, train, val, Path(scratch), params.runtime.threads
+        )
+    done = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": []}
+    budget = {
+        "epochs_per_trial": params.tuner.epochs_per_trial,
+        "images_per_trial": len(search.train),
+    }
+    if done.get("budget", budget) != budget:
+        raise SystemExit(f"{RESULTS} holds runs of another budget {done['budget']}; move it")
+    done["budget"] = budget
+    for index in only if only is not None else range(len(CONFIGURATIONS)):
+        hp = Hyperparameters.from_dict(CONFIGURATIONS[index])
+        for seed in seeds:
+            if any(r["configuration"] == index and r["seed"] == seed for r in done["runs"]):
+                continue
+            result = trial_scores(search, hp, seed)
+            done["runs"].append({"configuration": index, "seed": seed, **result})
+            print(f"configuration {index} seed {seed}: {result}", flush=True)
+            write_json(RESULTS, {**done, "environment": runtime.environment()})
+
+
+def noise(runs: list[dict], objective: str) -> dict[str, Any]:
+    by_config: dict[int, list[float]] = {}
+    for run in runs:
+        by_config.setdefault(run["configuration"], []).append(run[objective])
+    repeated = {c: s for c, s in by_config.items() if len(s) > 1}
+    pooled = float(np.sqrt(np.mean([np.var(s, ddof=1) for s in repeated.values()])))
+    means = {c: float(np.mean(s)) for c, s in repeated.items()}
+    spread = float(np.std(list(means.values()), ddof=1)) if len(means) > 1 else None
+    return {
+        "per_configuration": {
+            str(c): {"mean": means[c], "sd": float(np.std(s, ddof=1)), "n": len(s)}
+            for c, s in repeated.items()
+        },
+        "pooled_seed_sd": pooled,
+        "sd_of_configuration_means": spread,
+        "spread_over_seed_sd": spread / pooled if spread and pooled else None,
+        "range_of_configuration_means": max(means.values()) - min(means.values()),
+    }
+
+
+def fidelity(runs: list[dict], rng: np.random.Generator) -> dict[str, Any] | None:
+    """Spearman's rho between each configuration's first-seed trial NLL and its fully trained
+    validation accuracy (negated NLL, so a good trial score and a good final model agree)."""
+    rows = []
+    for index, config in enumerate(CONFIGURATIONS):
+        path = FULL_RUNS / f"{index}.json"
+        first = [r for r in runs if r["configuration"] == index]
+        if not path.is_file() or not first:
+            continue
+        full = json.loads(path.read_text())["experiments"][0]
+        rows.append({
+            "configuration": index, "hyperparameters": config,
+            "mflops": mflops(Hyperparameters.from_dict(config)),
+            "trial_val_nll": min(first, key=lambda r: r["seed"])["val_nll"],
+            "trial_val_accuracy": min(first, key=lambda r: r["seed"])["val_accuracy"],
+            "full_val_accuracy": full["best_val_accuracy"], "full_val_nll": full["val_nll"],
+        })  # fmt: skip
+    if len(rows) < 3:
+        return None
+    proxy = np.array([-row["trial_val_nll"] for row in rows])
+    full = np.array([row["full_val_accuracy"] for row in rows])
+    rho = float(spearmanr(proxy, full).statistic)
+    draws = rng.integers(0, len(rows), size=(BOOTSTRAP_SAMPLES, len(rows)))
+    boot = [spearmanr(proxy[d], full[d]).statistic for d in draws]
+    low, high = np.nanpercentile(boot, [2.5, 97.5])
+    return {"rows": rows, "spearman_rho": rho, "bootstrap_95": [float(low), float(high)],
+            "configurations": len(rows)}  # fmt: skip
+
+
+def report() -> None:
+    done = json.loads(RESULTS.read_text())
+    done["noise"] = {o: noise(done["runs"], o) for o in ("val_nll", "val_accuracy")}
+    done["fidelity"] = fidelity(done["runs"], np.random.default_rng(0))
+    write_json(RESULTS, done)
+    print(json.dumps({k: done[k] for k in ("noise", "fidelity")}, indent=1)[:3000])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("action", choices=["score", "report"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--only", type=int, nargs="+", help="configuration indices")
+    args = parser.parse_args()
+    if args.action == "score":
+        score(args.seeds, args.only)
+    report()
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -5,9 +5,9 @@ the trial recipe and budget that params.yaml gives (`digits.search.trial_scores`
 trial runs), once per seed, and records validation NLL and accuracy. Results are written after
 every run, and a rerun skips what is done, so a killed run resumes.
 
-`report` adds, for each configuration, its full training with the default recipe (one seed, as
-`benchmarks/seed_sweep.py` ran it: DVC experiments of the `train` stage with
-`train.hyperparameters` set), then the noise and fidelity figures:
+`train` trains each configuration with the default recipe and one seed through
+`benchmarks/seed_sweep.py` (DVC experiments of the `train` stage with `train.hyperparameters`
+set, validation only), into `benchmarks/results/fidelity/`. `report` then computes:
 
 - noise: per objective, the pooled seed sd over the configurations scored with several seeds,
   and the spread (sd) of the configuration means, whose ratio says whether configurations are
@@ -18,8 +18,7 @@ every run, and a rerun skips what is done, so a killed run resumes.
 
     python benchmarks/proxy_noise_fidelity.py score --seeds 1 2 3 4 5 --only 0 1 2
     python benchmarks/proxy_noise_fidelity.py score --seeds 1
-    python benchmarks/seed_sweep.py run --name fidelity-3 --seeds 42 \\
-        -S 'train.hyperparameters={...}' --out benchmarks/results/fidelity/3.json
+    python benchmarks/proxy_noise_fidelity.py train    # 12 DVC experiments, one at a time
     python benchmarks/proxy_noise_fidelity.py report
 
 Validation data only: the test set is not read.
@@ -29,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,20 @@ def score(seeds: list[int], only: list[int] | None) -> None:
             write_json(RESULTS, {**done, "environment": runtime.environment()})
 
 
+def train() -> None:
+    """Each configuration fully trained with the default recipe and training seed 42, as DVC
+    experiments of the train stage (`benchmarks/seed_sweep.py`); done ones are skipped."""
+    for index, config in enumerate(CONFIGURATIONS):
+        out = FULL_RUNS / f"{index}.json"
+        if out.is_file():
+            continue
+        subprocess.run(
+            [sys.executable, "benchmarks/seed_sweep.py", "run", "--name", f"fidelity-{index}",
+             "--seeds", "42", "--hyperparameters", json.dumps(config), "--out", str(out)],
+            check=True,
+        )  # fmt: skip
+
+
 def noise(runs: list[dict], objective: str) -> dict[str, Any]:
     by_config: dict[int, list[float]] = {}
     for run in runs:
@@ -133,7 +148,7 @@ def fidelity(runs: list[dict], rng: np.random.Generator) -> dict[str, Any] | Non
         first = [r for r in runs if r["configuration"] == index]
         if not path.is_file() or not first:
             continue
-        full = json.loads(path.read_text())["experiments"][0]
+        full = json.loads(path.read_text())["runs"][0]
         rows.append({
             "configuration": index, "hyperparameters": config,
             "mflops": mflops(Hyperparameters.from_dict(config)),
@@ -163,12 +178,14 @@ def report() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("action", choices=["score", "report"])
+    parser.add_argument("action", choices=["score", "train", "report"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--only", type=int, nargs="+", help="configuration indices")
     args = parser.parse_args()
     if args.action == "score":
         score(args.seeds, args.only)
+    if args.action == "train":
+        train()
     report()
 
 

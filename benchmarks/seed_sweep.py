@@ -239,15 +239,29 @@ def summarise(seeds: list[int], sets: list[str]) -> dict[str, Any]:
     }
 
 
+def hydra_mapping(point: dict[str, Any]) -> str:
+    """`point` in the `-S` syntax DVC takes for a mapping: `{key: value, ...}`."""
+
+    def shown(value: Any) -> str:
+        return str(value).lower() if isinstance(value, bool) else repr(value)
+
+    return "{" + ", ".join(f"{key}: {shown(value)}" for key, value in point.items()) + "}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["run", "summarise"])
     parser.add_argument("--name", default="sweep", help="experiments are named NAME-seedS")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
     parser.add_argument("-S", "--set", dest="sets", action="append", default=[])
+    parser.add_argument(
+        "--hyperparameters", type=json.loads, help="a JSON point: -S train.hyperparameters={...}"
+    )
     parser.add_argument("--out", type=Path, help="the result file (JSON); printed either way")
     parser.add_argument("--log", type=Path, default=Path("benchmarks/work/seed_sweep/queue.log"))
     args = parser.parse_args()
+    if args.hyperparameters is not None:
+        args.sets.append(f"train.hyperparameters={hydra_mapping(args.hyperparameters)}")
     for seed in args.seeds:
         expected_params(args.sets, seed)  # every -S checked before anything is queued
     if args.action == "run" and queue(args.name, args.seeds, args.sets):

@@ -118,3 +118,16 @@ def test_a_bad_setting_is_one_line_and_queues_nothing(
     for fact in facts:
         assert fact in message, (fact, message)
     assert "sweep-seed5" not in run(project, "dvc", "exp", "show", "--json")
+
+
+def test_a_json_point_is_the_same_sweep_as_its_s_setting(project: Path) -> None:
+    """`--hyperparameters JSON` writes `-S train.hyperparameters={...}` in DVC's syntax: the
+    same experiment, found again whichever of the two queued it."""
+    sweep(project, "run", "--name", "arch", "--seeds", "1", "-S", POINT_SET)
+    output = sweep(
+        project, "run", "--name", "json", "--seeds", "1", "--hyperparameters", json.dumps(POINT),
+        "--out", "json.json",
+    )  # fmt: skip
+    assert "queued" not in output and "seed 1: done already" in output
+    (experiment,) = json.loads((project / "json.json").read_text())["runs"]
+    assert experiment["params"] == {"train.hyperparameters": POINT, "train.seed": 1}

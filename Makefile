@@ -40,7 +40,7 @@ push: install-dev
 # training: an experiment run in a temporary copy (`dvc exp show` lists it; the workspace and its
 # committed run stay as they are).
 DEMO := prepare.train_subsample=600 prepare.validation_size=200 prepare.test_subsample=300 \
-	tuner.max_trials=2 tuner.num_initial_points=1 tuner.epochs_per_trial=1 tuner.noise_seeds=0 \
+	tuner.max_trials=2 tuner.num_initial_points=1 tuner.epochs_per_trial=1 \
 	tuner.images_per_trial=400 train.epochs=1 train.warmup_epochs=0
 demo: install
 	PATH="$(BIN):$$PATH" dvc exp run --temp --force --name demo $(addprefix -S ,$(DEMO))

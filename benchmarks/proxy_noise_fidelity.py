@@ -27,7 +27,9 @@ Validation data only: the test set is not read.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -44,6 +46,7 @@ from digits.files import write_json
 from digits.hyperparameters import Hyperparameters
 from digits.params import load_params
 from digits.search import Search, mflops, trial_scores
+from digits.selection import pooled_sd
 
 RESULTS = Path("benchmarks/results/proxy_noise_fidelity.json")
 FULL_RUNS = Path("benchmarks/results/fidelity")
@@ -120,13 +123,24 @@ def train() -> None:
 
 
 def noise(runs: list[dict], objective: str) -> dict[str, Any]:
+    """Seed noise of `objective` over the configurations scored with several seeds: each one's
+    mean and sd, the pooled sd (`digits.selection.pooled_sd`), the spread of the means, and
+    for each pair of configurations the difference of their means with its standard error
+    pooled_sd * sqrt(1/n1 + 1/n2)."""
     by_config: dict[int, list[float]] = {}
     for run in runs:
         by_config.setdefault(run["configuration"], []).append(run[objective])
     repeated = {c: s for c, s in by_config.items() if len(s) > 1}
-    pooled = float(np.sqrt(np.mean([np.var(s, ddof=1) for s in repeated.values()])))
+    pooled = pooled_sd(list(repeated.values()))
     means = {c: float(np.mean(s)) for c, s in repeated.items()}
     spread = float(np.std(list(means.values()), ddof=1)) if len(means) > 1 else None
+    pairs = {
+        f"{a}-{b}": {
+            "difference": means[a] - means[b],
+            "standard_error": pooled * math.sqrt(1 / len(repeated[a]) + 1 / len(repeated[b])),
+        }
+        for a, b in itertools.combinations(sorted(repeated), 2)
+    }
     return {
         "per_configuration": {
             str(c): {"mean": means[c], "sd": float(np.std(s, ddof=1)), "n": len(s)}
@@ -136,6 +150,7 @@ def noise(runs: list[dict], objective: str) -> dict[str, Any]:
         "sd_of_configuration_means": spread,
         "spread_over_seed_sd": spread / pooled if spread and pooled else None,
         "range_of_configuration_means": max(means.values()) - min(means.values()),
+        "pairs": pairs,
     }
 
 
@@ -162,9 +177,12 @@ def fidelity(runs: list[dict], rng: np.random.Generator) -> dict[str, Any] | Non
     full = np.array([row["full_val_accuracy"] for row in rows])
     rho = float(spearmanr(proxy, full).statistic)
     draws = rng.integers(0, len(rows), size=(BOOTSTRAP_SAMPLES, len(rows)))
-    boot = [spearmanr(proxy[d], full[d]).statistic for d in draws]
+    boot = np.array([spearmanr(proxy[d], full[d]).statistic for d in draws])
+    # A draw whose proxy or full scores are all equal has no rank correlation (NaN): left out.
     low, high = np.nanpercentile(boot, [2.5, 97.5])
     return {"rows": rows, "spearman_rho": rho, "bootstrap_95": [float(low), float(high)],
+            "bootstrap_draws": BOOTSTRAP_SAMPLES,
+            "bootstrap_draws_without_correlation": int(np.isnan(boot).sum()),
             "configurations": len(rows)}  # fmt: skip
 
 

@@ -13,7 +13,7 @@ trained: `benchmarks/proxy_noise_fidelity.py` measures what a trial score is wor
 Searches live in `--work` (default `benchmarks/work/search_vs_random/`, ignored by Git): a
 killed run resumes where it stopped.
 
-    python benchmarks/search_vs_random.py --out benchmarks/results/search_vs_random.json
+    python benchmarks/search_vs_random.py --out benchmarks/results/search_vs_random_nll.json
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from digits.spread import spread
 
 ALGORITHMS = ("bayesian", "random")
 LABELS = {"bayesian": "BayesianOptimization", "random": "RandomSearch"}
-RESULT = Path("benchmarks/results/search_vs_random.json")
+RESULT = Path("benchmarks/results/search_vs_random_nll.json")
 
 
 def search(
@@ -107,6 +107,7 @@ def summarise(searches: list[dict[str, Any]], budgets: list[int], seeds: list[in
 
 
 def record(algorithm: str, seed: int, records: list[TrialRecord], budgets: list[int]) -> dict:
+    """One search's entry in the result file: its best score by budget and every trial."""
     return {
         "algorithm": algorithm,
         "seed": seed,

@@ -110,6 +110,7 @@ def decide(short: dict[str, Any], long: dict[str, Any]) -> dict[str, Any]:
     difference = means[1] - means[0]
     cheaper = long["mflops"] <= 0.9 * short["mflops"]
     return {
+        "same_point": short["chosen"] == long["chosen"],
         "mean_difference_long_minus_short": round(difference, 6),
         "pooled_sd": round(sd, 6),
         "standard_error_of_difference": round(se, 6),

@@ -570,3 +570,19 @@ def test_train_hyperparameters_changed_while_training_is_refused_naming_both_val
     assert "train.hyperparameters changed (null -> {conv_blocks: 1, " in str(error.value)
     assert "learning_rate: 0.001}) while the train stage ran" in str(error.value)
     confirm_unchanged(load_section(TrainParams, path), stage="train", path=path)
+
+
+def test_the_demo_settings_in_the_makefile_are_valid_params(tmp_path: Path) -> None:
+    """`make demo` passes its `DEMO` settings to `dvc exp run -S`: applied with DVC's own code,
+    they must give params every stage accepts."""
+    from dvc.utils.hydra import apply_overrides
+
+    makefile = (REPO / "Makefile").read_text()
+    block = makefile.split("DEMO :=", 1)[1].split("\ndemo:", 1)[0]
+    settings = block.replace("\\\n", " ").split()
+    assert "tuner.max_trials=2" in settings, settings
+    file = tmp_path / "params.yaml"
+    file.write_text((REPO / "params.yaml").read_text())
+    apply_overrides(file, settings)
+    params = load_params(file)
+    assert params.prepare.train_subsample == 600 and params.train.epochs == 1

@@ -37,12 +37,12 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from digits.dvc_cli import dvc, dvc_executable
 from digits.errors import DigitsError, run_main
 from digits.files import write_json
 from digits.params import PARAMS_FILE, Params, parse_params
@@ -58,17 +58,6 @@ FIGURES = {
 }
 DONE, WAITING = {"success"}, {"queued", "running"}
 POLL_SECONDS = 5
-
-
-def dvc(*args: str) -> str:
-    """Run `dvc ARGS` (the one beside this Python first); its stdout, or `DigitsError` with its
-    last error line."""
-    executable = shutil.which("dvc", path=str(Path(sys.executable).parent)) or "dvc"
-    result = subprocess.run([executable, *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
-        raise DigitsError(f"`dvc {' '.join(args)}` failed: {lines[-1]}")
-    return result.stdout
 
 
 def expected_params(sets: list[str], seed: int) -> Params:
@@ -173,7 +162,7 @@ def run_queue(log: Path) -> None:
     since one can miss its empty-queue shutdown."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as stream:
-        executable = shutil.which("dvc", path=str(Path(sys.executable).parent)) or "dvc"
+        executable = dvc_executable()
         started = subprocess.run(
             [executable, "queue", "start", "-j", "1"], stdout=stream, stderr=subprocess.STDOUT
         )

@@ -15,7 +15,11 @@ resumes by running the same command:
 3. the decision: the pooled sd `s` of best validation accuracy over both points' trainings, the
    standard error of the difference of the two means `s * sqrt(1/n_short + 1/n_long)`; the
    longer search pays when its mean is above the short one's by more than 2 standard errors,
-   or at most 2 below it with at least 10% fewer FLOPs per image.
+   or at most 2 below it with at least 10% fewer FLOPs per image. Student's t test's one-sided
+   p-value is reported beside it: with 3 seeds a point the bar rests on 4 degrees of freedom.
+4. only then, each trained model's test accuracy and NLL (the experiment's `models/model.keras`
+   read from DVC's cache, scored by the evaluate stage's code), reported beside the decision
+   and never used by it.
 
     python benchmarks/trial_budget.py --trials 50 --seeds 1 2 3
 """
@@ -25,29 +29,31 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import dvc.api as dvc_api
+import keras
+from scipy.stats import t as student_t
+
+from digits import runtime
+from digits.calibration import temperature_of
+from digits.data import load_split
+from digits.dvc_cli import dvc, dvc_executable
 from digits.errors import DigitsError, run_main
+from digits.evaluation import Predictions, evaluation_metrics
 from digits.files import write_json
-from digits.runtime import environment
+from digits.model import load_model, require_probabilities
+from digits.params import EvaluateParams, RuntimeParams, load_section
 from digits.selection import pooled_sd
+from digits.spread import spread
 
 RESULTS = Path("benchmarks/results/trial_budget")
-
-
-def dvc(*args: str) -> str:
-    """`dvc ARGS`' stdout (the dvc beside this Python first); DigitsError on failure."""
-    executable = shutil.which("dvc", path=str(Path(sys.executable).parent)) or "dvc"
-    result = subprocess.run([executable, *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines() or ["(no output)"]
-        raise DigitsError(f"`dvc {' '.join(args)}` failed: {lines[-1]}")
-    return result.stdout
 
 
 def long_search(trials: int) -> dict[str, Any]:
@@ -58,7 +64,7 @@ def long_search(trials: int) -> dict[str, Any]:
     found = _tune_metrics(trials)
     if found is None:
         print(f"trial_budget: dvc exp run tune --temp -S tuner.max_trials={trials}", flush=True)
-        executable = shutil.which("dvc", path=str(Path(sys.executable).parent)) or "dvc"
+        executable = dvc_executable()
         start = time.perf_counter()
         subprocess.run(
             [executable, "exp", "run", "tune", "--temp", "-n", f"trials-{trials}",
@@ -67,7 +73,7 @@ def long_search(trials: int) -> dict[str, Any]:
         )  # fmt: skip
         wall = {"command": f"dvc exp run tune --temp -S tuner.max_trials={trials}",
                 "wall_seconds": round(time.perf_counter() - start, 1),
-                "environment": environment()}  # fmt: skip
+                "environment": runtime.environment()}  # fmt: skip
         write_json(RESULTS / f"search-{trials}.json", wall)
         found = _tune_metrics(trials)
     if found is None:
@@ -91,8 +97,15 @@ def _tune_metrics(trials: int) -> dict[str, Any] | None:
 
 
 def trained(name: str, point: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
-    """`benchmarks/seed_sweep.py run` of `point` with `seeds`: its result file, read back."""
+    """`benchmarks/seed_sweep.py run` of `point` with `seeds`: its result file, read back. A
+    result file of this point and these seeds is taken as it is, so the step survives a commit
+    (seed_sweep.py looks only at HEAD's experiments)."""
     out = RESULTS / f"{name}.json"
+    if out.is_file():
+        done = json.loads(out.read_text())
+        points = [run["params"].get("train.hyperparameters") for run in done["runs"]]
+        if done["seeds"] == seeds and all(found == point for found in points):
+            return done
     subprocess.run(
         [sys.executable, "benchmarks/seed_sweep.py", "run", "--name", name, "--seeds",
          *map(str, seeds), "--hyperparameters", json.dumps(point), "--out", str(out)],
@@ -101,21 +114,83 @@ def trained(name: str, point: dict[str, Any], seeds: list[int]) -> dict[str, Any
     return json.loads(out.read_text())
 
 
+def cached_model(run: dict[str, Any], scratch: Path) -> keras.Model:
+    """The `models/model.keras` that the experiment `run["rev"]` wrote, read from DVC's cache
+    into `scratch`. Raises DigitsError naming the experiment when the cache lacks it."""
+    path = scratch / "model.keras"
+    try:
+        with dvc_api.open("models/model.keras", rev=run["rev"], mode="rb") as cached:
+            path.write_bytes(cached.read())
+    except Exception as error:  # dvc raises several kinds for a missing rev or cache entry
+        raise DigitsError(
+            f"experiment {run['name']} ({run['rev'][:7]}): its models/model.keras is not in "
+            f"DVC's cache ({error}): remove {RESULTS} and rerun this script"
+        ) from error
+    return load_model(path, f"experiment {run['name']}'s cached model is damaged")
+
+
+def score_on_test(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each run's test accuracy, errors and NLL after temperature scaling on
+    data/prepared/test.npz, predicted and scored as the evaluate stage does (its threads and
+    batch size, `digits.evaluation.evaluation_metrics`), and their spread
+    (`digits.spread.spread`)."""
+    runtime.configure(seed=0, threads=load_section(RuntimeParams).threads)
+    test = load_split("data/prepared/test.npz")
+    batch_size = load_section(EvaluateParams).batch_size
+    scores = []
+    for run in runs:
+        with tempfile.TemporaryDirectory() as scratch:
+            model = cached_model(run, Path(scratch))
+            require_probabilities(model)
+            probabilities = model.predict(test.images, batch_size=batch_size, verbose=0)
+        predictions = Predictions(
+            probabilities.astype("float32"), test.labels, temperature_of(model)
+        )
+        metrics = evaluation_metrics(predictions)
+        scores.append({"name": run["name"], "test_accuracy": metrics["accuracy"],
+                       "errors": metrics["errors"], "test_nll": metrics["nll"]})  # fmt: skip
+    return {
+        "test_accuracy": spread([score["test_accuracy"] for score in scores]),
+        "test_nll": spread([score["test_nll"] for score in scores]),
+        "runs": scores,
+    }
+
+
+def difference(short: list[float], long: list[float]) -> dict[str, float]:
+    """Long mean minus short mean, the pooled sd `s` of both groups (`digits.selection.pooled_sd`),
+    the standard error of the difference `s * sqrt(1/n_short + 1/n_long)`, their ratio, its
+    degrees of freedom `n_short + n_long - 2` and the one-sided p-value of Student's t test for
+    equal variances (`scipy.stats.t`): how likely a difference this large is when the two points
+    train equally well. Needs 2 or more values in a group."""
+    sd = pooled_sd([short, long])
+    if sd is None:
+        raise DigitsError("a difference needs 2 or more seeds for a point: pass --seeds 1 2 3")
+    se = sd * math.sqrt(1 / len(short) + 1 / len(long))
+    mean_difference = statistics.mean(long) - statistics.mean(short)
+    freedom = len(short) + len(long) - 2
+    return {
+        "mean_difference_long_minus_short": round(mean_difference, 6),
+        "pooled_sd": round(sd, 6),
+        "standard_error_of_difference": round(se, 6),
+        "standard_errors": round(mean_difference / se, 2),
+        "degrees_of_freedom": freedom,
+        "one_sided_p": round(float(student_t.sf(mean_difference / se, freedom)), 4),
+    }
+
+
 def decide(short: dict[str, Any], long: dict[str, Any]) -> dict[str, Any]:
     """The goal's test on best validation accuracy (see the module docstring)."""
-    accuracies = [[run["best_val_accuracy"] for run in arm["runs"]] for arm in (short, long)]
-    sd = pooled_sd(accuracies)
-    se = sd * math.sqrt(sum(1 / len(group) for group in accuracies))
-    means = [sum(group) / len(group) for group in accuracies]
-    difference = means[1] - means[0]
+    found = difference(
+        *[[run["best_val_accuracy"] for run in arm["runs"]] for arm in (short, long)]
+    )
+    bar = 2 * found["standard_error_of_difference"]
+    above = found["mean_difference_long_minus_short"]
     cheaper = long["mflops"] <= 0.9 * short["mflops"]
     return {
         "same_point": short["chosen"] == long["chosen"],
-        "mean_difference_long_minus_short": round(difference, 6),
-        "pooled_sd": round(sd, 6),
-        "standard_error_of_difference": round(se, 6),
+        **found,
         "long_is_cheaper_by_10_percent": cheaper,
-        "goal_met": difference > 2 * se or (difference >= -2 * se and cheaper),
+        "goal_met": above > bar or (above >= -bar and cheaper),
     }
 
 
@@ -124,6 +199,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args()
+    if len(set(args.seeds)) < 2:
+        parser.error("--seeds needs 2 or more different seeds: the decision pools their spread")
     committed = json.loads(Path("metrics/tune.json").read_text())
     searched = long_search(args.trials)
     arms = {}
@@ -137,12 +214,18 @@ def main() -> None:
         }  # fmt: skip
     timed = RESULTS / f"search-{args.trials}.json"
     wall = json.loads(timed.read_text()) if timed.is_file() else None
+    decision = decide(arms["short"], arms["long"])
+    tested = {name: score_on_test(arm["runs"]) for name, arm in arms.items()}
+    tested["difference"] = difference(
+        *[[run["test_accuracy"] for run in tested[name]["runs"]] for name in ("short", "long")]
+    )
     result = {
         "seeds": args.seeds,
         **arms,
         "long_search_wall": wall,
-        "decision": decide(arms["short"], arms["long"]),
-        "environment": environment(),
+        "decision": decision,
+        "test_after_decision": tested,
+        "environment": runtime.environment(),
     }
     write_json(RESULTS / "summary.json", result)
     print(json.dumps(result["decision"], indent=1))

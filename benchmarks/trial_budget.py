@@ -7,8 +7,9 @@ resumes by running the same command:
 
 1. the long search, a DVC experiment of the tune stage:
    `dvc exp run tune --temp -n trials-50 -S tuner.max_trials=50`. It resumes the committed
-   search state (`models/tuner`), so only the new trials and the re-scoring run; its chosen
-   point is read from `dvc exp show --json` (metrics/tune.json).
+   search state (`models/tuner`), so only the new trials and the re-scoring run; its
+   metrics/tune.json, read from `dvc exp show --json`, is kept in `search-50.json` with the
+   command's wall time. Remove `benchmarks/results/trial_budget/` to start over.
 2. each chosen point (the committed one from metrics/tune.json, and the long search's) trained
    with `--seeds` by `benchmarks/seed_sweep.py run` (queued `dvc exp run train` experiments
    with `train.hyperparameters` set, one at a time), into `benchmarks/results/trial_budget/`.
@@ -57,42 +58,49 @@ RESULTS = Path("benchmarks/results/trial_budget")
 
 
 def long_search(trials: int) -> dict[str, Any]:
-    """metrics/tune.json of the newest finished experiment with `tuner.max_trials=trials`,
-    running `dvc exp run tune --temp` first when there is none; its wall time (the whole
-    command: the new trials, the re-scoring and DVC's own work) is kept in
-    `RESULTS/search-TRIALS.json`."""
+    """metrics/tune.json of the `tuner.max_trials=trials` search, kept with the wall time of the
+    whole command (the new trials, the re-scoring and DVC's own work) in
+    `RESULTS/search-TRIALS.json`. Taken from that file when it holds them, else from the newest
+    finished experiment named `trials-TRIALS` on any commit, else from a new
+    `dvc exp run tune --temp`. Raises DigitsError when the experiment wrote no metrics."""
+    record = RESULTS / f"search-{trials}.json"
+    done = json.loads(record.read_text()) if record.is_file() else {}
+    if "metrics" in done:
+        return done["metrics"]
     found = _tune_metrics(trials)
     if found is None:
         print(f"trial_budget: dvc exp run tune --temp -S tuner.max_trials={trials}", flush=True)
-        executable = dvc_executable()
         start = time.perf_counter()
         subprocess.run(
-            [executable, "exp", "run", "tune", "--temp", "-n", f"trials-{trials}",
+            [dvc_executable(), "exp", "run", "tune", "--temp", "-n", f"trials-{trials}",
              "-S", f"tuner.max_trials={trials}"],
             check=True,
         )  # fmt: skip
-        wall = {"command": f"dvc exp run tune --temp -S tuner.max_trials={trials}",
+        done = {"command": f"dvc exp run tune --temp -S tuner.max_trials={trials}",
                 "wall_seconds": round(time.perf_counter() - start, 1),
                 "environment": runtime.environment()}  # fmt: skip
-        write_json(RESULTS / f"search-{trials}.json", wall)
         found = _tune_metrics(trials)
     if found is None:
         raise DigitsError(f"the tuner.max_trials={trials} experiment left no metrics/tune.json")
+    write_json(record, {**done, "metrics": found})
     return found
 
 
 def _tune_metrics(trials: int) -> dict[str, Any] | None:
-    shown = json.loads(dvc("exp", "show", "--json", "--no-pager"))
-    baseline = next(entry for entry in shown if entry.get("rev") != "workspace")
-    for experiment in baseline.get("experiments") or []:
-        if (experiment.get("executor") or {}).get("state") not in (None, "success"):
-            continue
-        for rev in experiment.get("revs") or []:
-            data = rev.get("data") or {}
-            params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-            metrics = ((data.get("metrics") or {}).get("metrics/tune.json") or {}).get("data")
-            if params.get("tuner", {}).get("max_trials") == trials and metrics:
-                return metrics
+    """metrics/tune.json of the newest finished experiment named `trials-TRIALS` with
+    `tuner.max_trials=TRIALS`, on any commit (`dvc exp show --all-commits`), or None."""
+    shown = json.loads(dvc("exp", "show", "--json", "--all-commits", "--no-pager"))
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            state = (experiment.get("executor") or {}).get("state")
+            if experiment.get("name") != f"trials-{trials}" or state not in (None, "success"):
+                continue
+            for rev in experiment.get("revs") or []:
+                data = rev.get("data") or {}
+                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+                metrics = ((data.get("metrics") or {}).get("metrics/tune.json") or {}).get("data")
+                if params.get("tuner", {}).get("max_trials") == trials and metrics:
+                    return metrics
     return None
 
 

@@ -36,6 +36,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import spearmanr
 
@@ -45,6 +49,7 @@ from digits.errors import run_main
 from digits.files import write_json
 from digits.hyperparameters import Hyperparameters
 from digits.params import load_params
+from digits.plots import save_figure
 from digits.search import Search, mflops, trial_scores
 from digits.selection import pooled_sd
 
@@ -186,11 +191,36 @@ def fidelity(runs: list[dict], rng: np.random.Generator) -> dict[str, Any] | Non
             "configurations": len(rows)}  # fmt: skip
 
 
+def draw(found: dict[str, Any], out: Path) -> None:
+    """Fully trained validation accuracy against the trial score, one labelled point per
+    configuration, the rank correlation in the title."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for row in found["rows"]:
+        at = (row["trial_val_nll"], 100 * row["full_val_accuracy"])
+        axes.scatter(*at, color="tab:blue")
+        axes.annotate(
+            str(row["configuration"]), at, textcoords="offset points", xytext=(4, 3), fontsize=8
+        )
+    axes.set_xscale("log")
+    axes.set_xlabel("trial score: validation NLL after one compressed epoch (lower is better)")
+    axes.set_ylabel("best validation accuracy after full training (%)")
+    low, high = found["bootstrap_95"]
+    axes.set_title(
+        f"Trial score against full training, {found['configurations']} configurations: "
+        f"Spearman {found['spearman_rho']:.2f} (95% {low:.2f} to {high:.2f})",
+        fontsize=10,
+    )
+    axes.grid(alpha=0.3, which="both")
+    save_figure(figure, out)
+
+
 def report() -> None:
     done = json.loads(RESULTS.read_text())
     done["noise"] = {o: noise(done["runs"], o) for o in ("val_nll", "val_accuracy")}
     done["fidelity"] = fidelity(done["runs"], np.random.default_rng(0))
     write_json(RESULTS, done)
+    if done["fidelity"] is not None:
+        draw(done["fidelity"], RESULTS.with_suffix(".png"))
     print(json.dumps({k: done[k] for k in ("noise", "fidelity")}, indent=1)[:3000])
 
 

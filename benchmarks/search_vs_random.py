@@ -67,6 +67,8 @@ def draw(searches: list[dict[str, Any]], out: Path) -> None:
     figure, axes = plt.subplots(figsize=(7, 4.2))
     for algorithm, colour in zip(ALGORITHMS, ("tab:blue", "tab:orange"), strict=True):
         curves = [s["best_so_far"] for s in searches if s["algorithm"] == algorithm]
+        if not curves:  # drawn after every search: the first drawing has no random search yet
+            continue
         for curve in curves:
             axes.step(range(1, len(curve) + 1), curve, where="post", color=colour, alpha=0.3)
         shortest = min(len(curve) for curve in curves)

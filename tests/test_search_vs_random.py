@@ -3,23 +3,18 @@ the first algorithm has a finished search, and with both."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from PIL import Image
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "search_vs_random.py"
+from tests.helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def search_vs_random() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("search_vs_random", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("search_vs_random")
 
 
 @pytest.mark.parametrize("algorithms", [["bayesian"], ["bayesian", "random"]])

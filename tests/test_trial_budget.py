@@ -4,26 +4,19 @@ below with at least 10% fewer FLOPs per image."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from digits.errors import DigitsError
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "trial_budget.py"
+from tests.helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def trial_budget() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("trial_budget", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("trial_budget")
 
 
 def arm(accuracies: list[float], mflops: float, filters: int = 24) -> dict[str, Any]:

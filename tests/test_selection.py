@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,21 @@ def test_pooled_sd_weights_each_group_by_its_degrees_of_freedom() -> None:
     assert pooled_sd(groups) == pytest.approx(math.sqrt((2 * 1 + 1 * 8) / 3))
     assert pooled_sd([[5.0], [7.0, 7.0]]) == 0.0
     assert pooled_sd([[5.0], []]) is None
+
+
+@pytest.mark.parametrize(("rule", "bands"), [("one_se", 1), ("best", 0)])
+def test_the_progress_plot_draws_the_band_only_when_the_rule_has_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rule: str, bands: int
+) -> None:
+    from digits import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.append(figure))
+    rows = [
+        {"trial": c.trial, "score": c.score, "best_so_far": min(t.score for t in TRIALS[: i + 1])}
+        for i, c in enumerate(TRIALS)
+    ]
+    plots.tuning_progress(rows, decide(TRIALS, SE, rule), tmp_path / "progress.png", "val NLL")
+    (axes,) = drawn[0].axes
+    labels = [patch.get_label() for patch in axes.patches]
+    assert sum("standard error" in label for label in labels) == bands, labels

@@ -117,15 +117,17 @@ def reliability_diagram(curves: Sequence[ReliabilityCurve], path: Path, title: s
 
 def tuning_progress(rows: Sequence[dict], decision: Decision, path: Path, objective: str) -> None:
     """Each trial's score (lower is better) and the best so far (rows of `trial`, `score`,
-    `best_so_far`), the one-standard-error band above the best score, the best trial and the
-    chosen one: trials inside the band are not told apart from the best by this objective."""
+    `best_so_far`), the best trial and the chosen one, and under one_se selection the
+    one-standard-error band above the best score: trials inside it are not told apart from the
+    best by this objective. Under `best` selection there is no band (its limit is the best
+    score), though the standard error may be known."""
     trials = [row["trial"] for row in rows]
     figure, axes = plt.subplots(figsize=(7, 4))
     axes.scatter(trials, [row["score"] for row in rows], label="trial", zorder=3)
     axes.step(trials, [row["best_so_far"] for row in rows], where="post", color="tab:red",
               label="best so far")  # fmt: skip
     best, chosen = decision.best, decision.chosen
-    if decision.standard_error is not None:
+    if decision.standard_error is not None and decision.band_limit > best.score:
         axes.axhspan(best.score, decision.band_limit, color="tab:red", alpha=0.12,
                      label=f"best + 1 standard error ({decision.standard_error:.4f})")  # fmt: skip
     axes.scatter([best.trial], [best.score], marker="*", s=220, color="tab:red", zorder=4,

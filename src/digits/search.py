@@ -430,8 +430,9 @@ def choose(records: list[TrialRecord], rescores: dict[int, list[float]], rule: s
 def summary_metrics(
     records: list[TrialRecord], rescores: dict[int, list[float]], decision: Decision
 ) -> dict[str, Any]:
-    """What `metrics/tune.json` holds: a function of the trials alone, so a rerun with nothing
-    to do, or a resumed search, writes the same bytes as an uninterrupted one.
+    """What `metrics/tune.json` holds: a function of the trials and their re-scores alone (both
+    kept in the search folder), so a rerun with nothing to do, or a resumed search, writes the
+    same bytes as an uninterrupted one.
 
     `chosen_*` describe the trial training gets; `best_*` the best-scoring one; `band_limit` is
     the highest score the rule accepted. `search_seconds` sums the trials' training seconds,

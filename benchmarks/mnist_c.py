@@ -22,21 +22,21 @@ corruption (benchmarks/results/mnist_c.png). Needs `dvc repro` first.
 
     python benchmarks/mnist_c.py
 
-With `--arms NAME=RESULT.json ...` it scores, on the corrupted validation split only (the test
-split is never read), every run that `benchmarks/seed_spread.py` results trained (their best
-epochs), with each run's mean epoch time: the figures that decide whether a training-time change
-makes the model more robust (see `decide`). The first arm is the baseline. `--arms-split test`
-scores the same runs on the corrupted test split, without a decision: figures to report once the
-decision is made.
+With `--arms NAME=SWEEP.json ...` it scores, on the corrupted validation split only (the test
+split is never read), the models of `benchmarks/seed_sweep.py` results (DVC experiments of the
+`train` stage, one per training seed, read from DVC's cache), with each run's mean epoch time:
+the figures that decide whether a training-time change makes the model more robust (see
+`decide`). The first arm is the baseline. `--arms-split test` scores the same models on the
+corrupted test split, without a decision: figures to report once the decision is made.
 
-    python benchmarks/seed_spread.py --validation-only --seeds 42 1 2 \
-        --out benchmarks/results/mnist_c_seed_spread_baseline.json
-    python benchmarks/seed_spread.py --validation-only --seeds 42 1 2 \
-        --set train.augmentation.contrast_fraction=0.8 --set train.augmentation.noise_std=0 \
-        --out benchmarks/results/mnist_c_seed_spread_contrast.json
+    python benchmarks/seed_sweep.py run --name no-contrast --seeds 42 1 2 \
+        -S train.augmentation.contrast_fraction=0 \
+        --out benchmarks/results/seed_sweep_no-contrast.json
+    python benchmarks/seed_sweep.py run --name default --seeds 42 1 2 \
+        --out benchmarks/results/seed_sweep_default.json
     python benchmarks/mnist_c.py \
-        --arms baseline=benchmarks/results/mnist_c_seed_spread_baseline.json \
-               contrast=benchmarks/results/mnist_c_seed_spread_contrast.json \
+        --arms affine=benchmarks/results/seed_sweep_no-contrast.json \
+               contrast=benchmarks/results/seed_sweep_default.json \
         --out benchmarks/results/mnist_c_augmentation.json
 """
 
@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -63,13 +62,14 @@ from digits import runtime
 from digits.batches import shuffled_batches, steps_per_epoch
 from digits.data import Split, load_split
 from digits.errors import DigitsError
+from digits.experiments import experiment_models, sweep_result
 from digits.files import atomic_path, write_json
 from digits.hyperparameters import Hyperparameters
 from digits.model import load_model
 from digits.params import AugmentationParams, TrainParams
 from digits.spread import spread
 from digits.timing import fit_steps
-from digits.training import BEST, STATE, compile_for_training
+from digits.training import compile_for_training
 
 SIDE = 28
 CENTRE = (SIDE - 1) / 2  # 13.5: the pixel-grid centre every warp keeps in place
@@ -365,39 +365,30 @@ def benchmark_model(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def arm_runs(name: str, result_file: Path) -> list[dict[str, Any]]:
-    """The runs a seed_spread.py result lists: seed, run folder, mean epoch seconds."""
-    try:
-        result = json.loads(result_file.read_text())
-        runs = [(run["seed"], Path(run["run"])) for run in result["runs"]]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise SystemExit(
-            f"mnist_c: --arms {name}={result_file}: not a seed_spread.py result with run "
-            f"folders ({error}); write it with "
-            f"benchmarks/seed_spread.py --validation-only --out {result_file}"
-        ) from None
-    listed = []
-    for seed, run in runs:
-        try:
-            epochs = json.loads((run / STATE).read_text())["epoch_seconds"]
-        except (OSError, ValueError, KeyError) as error:
-            raise SystemExit(
-                f"mnist_c: {run}: no finished training state ({error}); rerun the seed_spread.py "
-                f"command that wrote {result_file}, which resumes it"
-            ) from None
-        listed.append({"seed": seed, "run": str(run), "epoch_seconds": statistics.mean(epochs)})
-    return listed
+def arm_runs(result: dict[str, Any], seeds: list[int] | None) -> list[dict[str, Any]]:
+    """The runs of a seed_sweep.py result (those of `seeds`, when given, in that order): seed,
+    experiment name and rev, mean epoch seconds (training seconds over epochs run)."""
+    by_seed = dict(zip(result["seeds"], result["runs"], strict=True))
+    chosen = seeds if seeds is not None else result["seeds"]
+    missing = sorted(set(chosen) - set(by_seed))
+    if missing:
+        raise DigitsError(f"the sweep has no runs for seeds {missing}: run it with them")
+    return [
+        {"seed": seed, "name": by_seed[seed]["name"], "rev": by_seed[seed]["rev"],
+         "epoch_seconds": by_seed[seed]["training_seconds"] / by_seed[seed]["epochs_run"]}
+        for seed in chosen
+    ]  # fmt: skip
 
 
 def score_arm(
     runs: list[dict[str, Any]], sets: dict[str, np.ndarray], labels: np.ndarray
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Each run's best epoch scored on `sets`; the arm's spread of the figures."""
+    """Each run's model scored on `sets`; the arm's spread of the figures."""
     scored = []
-    for run in runs:
-        figures = scores(load_model(Path(run["run"]) / BEST), sets, labels)
+    for run, model in experiment_models(runs):
+        figures = scores(model, sets, labels)
         scored.append({**run, "epoch_seconds": round(run["epoch_seconds"], 3), **figures})
-        print(f"mnist_c: {run['run']}: clean {figures['clean_accuracy']:.4f}, "
+        print(f"mnist_c: {run['name']}: clean {figures['clean_accuracy']:.4f}, "
               f"mean corrupted {figures['mean_corrupted_accuracy']:.4f}", flush=True)  # fmt: skip
     summary = {
         key: spread([run[key] for run in scored])
@@ -413,7 +404,7 @@ def score_arm(
 def time_arms(
     recipes: dict[str, dict[str, Any]], train: Split, rounds: int, steps: int
 ) -> dict[str, Any]:
-    """Seconds per training epoch of each arm's recipe (a seed_spread.py result's `recipe` and
+    """Seconds per training epoch of each arm's recipe (a seed_sweep.py result's `train` and
     `hyperparameters`), measured one arm after the other: `model.fit` steps as training runs
     them (input pipeline included), `rounds` rounds of `steps` steps with the arms interleaved
     round by round after an untimed warm-up round; the median round's mean step x the steps of
@@ -421,7 +412,7 @@ def time_arms(
     """
     fits = {}
     for name, result in recipes.items():
-        recipe = dict(result["recipe"], seed=42)
+        recipe = dict(result["train"], seed=42)
         recipe["augmentation"] = AugmentationParams(**recipe["augmentation"])
         params = TrainParams(**recipe)
         hp = Hyperparameters.from_dict(result["hyperparameters"], f"--arms {name}")
@@ -467,24 +458,24 @@ def decide(baseline: dict[str, Any], candidate: dict[str, Any], ratio: float) ->
 def benchmark_arms(args: argparse.Namespace) -> dict[str, Any]:
     """The `--arms` mode: every run of every arm on the corrupted validation split (and the
     decision), or on the corrupted test split with `--arms-split test` (no decision)."""
-    arms = []
+    sweeps = {}
     for pair in args.arms:
         name, equals, file = pair.partition("=")
         if not (equals and name and file):
-            raise SystemExit(f"mnist_c: --arms: expected NAME=RESULT.json, got {pair!r}")
-        arms.append((name, Path(file), arm_runs(name, Path(file))))
-    if len(arms) < 2:
+            raise SystemExit(f"mnist_c: --arms: expected NAME=SWEEP.json, got {pair!r}")
+        sweeps[name] = (file, sweep_result(Path(file)))
+    if len(sweeps) < 2:
         raise SystemExit("mnist_c: --arms: give a baseline and at least one candidate")
     path = args.val if args.arms_split == "validation" else args.test
     split = load_split(path)
     sets = corrupted_sets(split, args.seed)
     result: dict[str, Any] = {"split": str(path), "seed": args.seed, "arms": {}}
-    for name, file, runs in arms:
-        summary, scored = score_arm(runs, sets, split.labels)
-        recipe = json.loads(file.read_text()).get("recipe")
-        result["arms"][name] = {"result": str(file), "recipe": recipe, **summary, "runs": scored}
+    for name, (file, sweep) in sweeps.items():
+        summary, scored = score_arm(arm_runs(sweep, args.seeds), sets, split.labels)
+        result["arms"][name] = {"result": file, "recipe": sweep["train"], **summary,
+                                "runs": scored}  # fmt: skip
     if args.arms_split == "validation":
-        recipes = {name: json.loads(file.read_text()) for name, file, _ in arms}
+        recipes = {name: sweep for name, (_, sweep) in sweeps.items()}
         timing = time_arms(recipes, load_split(args.train), args.time_rounds, args.time_steps)
         result["epoch_time_one_after_the_other"] = timing
         seconds = timing["epoch_seconds"]
@@ -504,7 +495,10 @@ def main() -> None:
     parser.add_argument("--test", type=Path, default=Path("data/prepared/test.npz"))
     parser.add_argument("--val", type=Path, default=Path("data/prepared/val.npz"))
     parser.add_argument("--seed", type=int, default=0, help="the corruptions' random draws")
-    parser.add_argument("--arms", nargs="+", metavar="NAME=RESULT.json")
+    parser.add_argument("--arms", nargs="+", metavar="NAME=SWEEP.json")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help="--arms: these seeds of each sweep (default: all)"
+    )
     parser.add_argument("--arms-split", choices=["validation", "test"], default="validation")
     parser.add_argument("--train", type=Path, default=Path("data/prepared/train.npz"))
     parser.add_argument("--time-rounds", type=int, default=7, help="--arms: epoch timing rounds")

@@ -7,11 +7,15 @@ Each seed is one experiment of the `train` stage, queued the way a user queues i
 then run one at a time (`dvc queue start -j 1`: two trainings at once would share the 2 cores
 and change each other's timings) with the committed `runtime.threads`. The `train` target stops
 before evaluate, so the test set is never scored while a recipe is being decided. The summary
-reads `dvc exp show --json` and writes, per experiment, its name, the params that differ from
-the baseline commit, best_val_accuracy, val_nll (after temperature scaling), temperature,
-training seconds, parameter count, thread count and environment as metrics/train.json records
-them; then mean, sd, min and max of the four figures over the seeds, and the environment
-(`digits.runtime.environment`) of the machine that summarised.
+reads `dvc exp show --json` and writes, per experiment, its name and rev, the params that differ
+from the baseline commit, best_val_accuracy, val_nll (after temperature scaling), temperature,
+training seconds, epochs run, parameter count, thread count and environment as
+metrics/train.json records them; then mean, sd, min and max of the four figures over the seeds,
+the recipe (`train` params but the seed), the architecture trained, and the environment
+(`digits.runtime.environment`) of the machine that summarised. `--test` adds each model's test
+accuracy and NLL (`test_after_decision`, `digits.experiments.score_on_test`): a figure to report
+once a recipe is decided, never one to decide with. The models stay in DVC's cache, where
+`benchmarks/ensemble.py`, `test_time_augmentation.py` and `mnist_c.py --arms` read them.
 
 Usage, from the repository root with the pipeline's outputs in place (`dvc repro` first):
 
@@ -34,6 +38,7 @@ experiments stay in the repository: `dvc exp show`, `dvc exp diff`, `dvc exp app
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -42,8 +47,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dvc.api as dvc_api
+
 from digits.dvc_cli import dvc, dvc_executable
 from digits.errors import DigitsError, run_main
+from digits.experiments import score_on_test
 from digits.files import write_json
 from digits.params import PARAMS_FILE, Params, parse_params
 from digits.runtime import environment
@@ -58,6 +66,7 @@ FIGURES = {
 }
 DONE, WAITING = {"success"}, {"queued", "running"}
 POLL_SECONDS = 5
+TUNED_POINT = "models/best_hyperparameters.json"  # what train trains when hyperparameters: null
 
 
 def expected_params(sets: list[str], seed: int) -> Params:
@@ -156,23 +165,37 @@ def queue(name: str, seeds: list[int], sets: list[str]) -> list[str]:
     return queued
 
 
-def run_queue(log: Path) -> None:
-    """`dvc queue start -j 1`, then wait until nothing is queued or running. The queue's
-    workers are daemons: their output goes to `log`, and `dvc queue stop` ends them after,
-    since one can miss its empty-queue shutdown."""
+def start_worker(log: Path) -> None:
+    """`dvc queue start -j 1`: one worker daemon, its output appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as stream:
-        executable = dvc_executable()
         started = subprocess.run(
-            [executable, "queue", "start", "-j", "1"], stdout=stream, stderr=subprocess.STDOUT
-        )
+            [dvc_executable(), "queue", "start", "-j", "1"],
+            stdout=stream, stderr=subprocess.STDOUT, check=False,
+        )  # fmt: skip
     if started.returncode != 0:
         raise DigitsError(f"`dvc queue start -j 1` failed: see {log}")
+
+
+def run_queue(log: Path) -> None:
+    """Start a queue worker, then wait until nothing is queued or running. A worker can stop
+    while experiments are still queued (seen after an experiment restored from the run cache
+    in seconds); when two polls in a row find queued experiments and no active worker, a new
+    one is started. `dvc queue stop` ends the daemon after, since one can miss its
+    empty-queue shutdown."""
+    start_worker(log)
+    idle_polls = 0
     try:
         while True:
             status = dvc("queue", "status")
             if "Queued" not in status and "Running" not in status:
                 return
+            idle = "Running" not in status and "0 active" in status
+            idle_polls = idle_polls + 1 if idle else 0
+            if idle_polls >= 2:
+                print("seed_sweep: experiments queued and no worker: starting one", flush=True)
+                start_worker(log)
+                idle_polls = 0
             time.sleep(POLL_SECONDS)
     finally:
         dvc("queue", "stop")
@@ -191,38 +214,56 @@ def differing(baseline: dict[str, Any], params: dict[str, Any], prefix: str = ""
     return changed
 
 
+def run_record(baseline: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]:
+    """One experiment of a sweep as the result file lists it (see the module docstring)."""
+    metrics = experiment["metrics"]
+    return {
+        "name": experiment["name"],
+        "rev": experiment["rev"],
+        "params": differing(baseline, experiment["params"]),
+        **{figure: metrics.get(key) for figure, key in FIGURES.items()},
+        "epochs_run": metrics.get("epochs_run"),
+        "parameters": metrics.get("parameters"),
+        "threads": metrics.get("threads"),
+        "environment": metrics.get("environment"),
+    }
+
+
+def trained_point(params: Params, rev: str) -> dict[str, Any]:
+    """The architecture the experiment `rev` trained: `train.hyperparameters`, or when that is
+    null the tuned point its `models/best_hyperparameters.json` held (read through DVC)."""
+    if params.train.hyperparameters is not None:
+        return dataclasses.asdict(params.train.hyperparameters)
+    return json.loads(dvc_api.read(TUNED_POINT, rev=rev))
+
+
 def summarise(seeds: list[int], sets: list[str]) -> dict[str, Any]:
-    """The sweep's result: each seed's newest finished experiment with these params, and the
-    spread of each figure over them. Raises `DigitsError` naming the seeds without one."""
+    """The sweep's result: each seed's newest finished experiment with these params, the
+    spread of each figure over them, the recipe (the train params but the seed) and the
+    architecture trained. Raises `DigitsError` naming the seeds without an experiment."""
     baseline, found = experiments()
     runs, missing = [], []
     for seed in seeds:
         done = matching(expected_params(sets, seed), found, DONE)
-        if not done or not done[0]["metrics"]:
+        if done and done[0]["metrics"]:
+            runs.append(run_record(baseline, done[0]))
+        else:
             missing.append(seed)
-            continue
-        experiment, metrics = done[0], done[0]["metrics"]
-        runs.append(
-            {
-                "name": experiment["name"],
-                "rev": experiment["rev"],
-                "params": differing(baseline, experiment["params"]),
-                **{figure: metrics.get(key) for figure, key in FIGURES.items()},
-                "parameters": metrics.get("parameters"),
-                "threads": metrics.get("threads"),
-                "environment": metrics.get("environment"),
-            }
-        )
     if missing:
         raise DigitsError(
             f"no finished experiment for seeds {missing} with -S {sets}: run "
             "`python benchmarks/seed_sweep.py run` with the same --seeds and -S (failed ones: "
             "`dvc queue logs NAME`)"
         )
+    params = expected_params(sets, seeds[0])
+    recipe = dataclasses.asdict(params.train)
+    del recipe["seed"], recipe["hyperparameters"]
     return {
         "seeds": seeds,
         "set": sets,
         **{figure: spread([run[figure] for run in runs]) for figure in FIGURES},
+        "train": recipe,
+        "hyperparameters": trained_point(params, runs[0]["rev"]),
         "environment": environment(),
         "runs": runs,
     }
@@ -247,6 +288,11 @@ def main() -> None:
         "--hyperparameters", type=json.loads, help="a JSON point: -S train.hyperparameters={...}"
     )
     parser.add_argument("--out", type=Path, help="the result file (JSON); printed either way")
+    parser.add_argument(
+        "--test", action="store_true",
+        help="also score each model on the test split (test_after_decision): for reporting a "
+        "recipe already decided on validation, never for choosing one",
+    )  # fmt: skip
     parser.add_argument("--log", type=Path, default=Path("benchmarks/work/seed_sweep/queue.log"))
     args = parser.parse_args()
     if args.hyperparameters is not None:
@@ -256,6 +302,8 @@ def main() -> None:
     if args.action == "run" and queue(args.name, args.seeds, args.sets):
         run_queue(args.log)
     result = summarise(args.seeds, args.sets)
+    if args.test:
+        result["test_after_decision"] = score_on_test(result["runs"])
     if args.out:
         write_json(args.out, result)
     print(json.dumps({key: value for key, value in result.items() if key != "runs"}, indent=2))

@@ -13,12 +13,12 @@ McNemar's exact test of each TTA against the plain prediction on the same images
 command's `compare_predictions`). The test split is never read: this benchmark exists to decide
 whether TTA becomes part of the recipe.
 
-    python benchmarks/test_time_augmentation.py --out benchmarks/results/test_time_augmentation.json
-    python benchmarks/test_time_augmentation.py --models a.keras b.keras --out other.json
+The models are the experiments of a `benchmarks/seed_sweep.py` result (one per training seed,
+read from DVC's cache, temperature scaling included):
 
-By default it takes the trained winners that `benchmarks/results/search_vs_random.json` lists:
-six tuned architectures trained with the default recipe, one of them the pipeline's model
-(before its temperature scaling).
+    python benchmarks/test_time_augmentation.py \
+        --sweep benchmarks/results/seed_sweep_default.json \
+        --out benchmarks/results/test_time_augmentation.json
 """
 
 from __future__ import annotations
@@ -28,15 +28,19 @@ import dataclasses
 import json
 import statistics
 from pathlib import Path
+from typing import Any
 
+import keras
 import numpy as np
 
 from digits import runtime
-from digits.data import load_split
+from digits.data import Split, load_split
+from digits.errors import run_main
 from digits.evaluation import Predictions, probability_scores
-from digits.model import load_model
+from digits.experiments import experiment_models, sweep_result
+from digits.files import write_json
+from digits.params import RuntimeParams, load_section
 from digits.review import RevisionPredictions, compare_predictions
-from digits.winners import winner_models
 
 SHIFTS = {
     "cross5": [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)],
@@ -56,45 +60,35 @@ def scores(predictions: Predictions) -> dict[str, float]:
     return {"accuracy": float(1 - predictions.wrong.mean()), **probability_scores(predictions)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, nargs="*", help=".keras files (see above)")
-    parser.add_argument("--val", type=Path, default=Path("data/prepared/val.npz"))
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    models = args.models or winner_models()
-    missing = [str(path) for path in models if not path.is_file()]
-    if missing:
-        raise SystemExit(f"test_time_augmentation: --models: not found: {', '.join(missing)}")
-    val = load_split(args.val)
-    results = []
-    for path in models:
-        model = load_model(path)
-        passes = {
-            shift: model.predict(shifted(val.images, *shift), batch_size=1000, verbose=0)
-            for shift in SHIFTS["grid9"]
+def model_entry(name: str, model: keras.Model, val: Split) -> dict[str, Any]:
+    """One model's validation scores plain and with each TTA, and McNemar's test of each TTA
+    against the plain predictions."""
+    passes = {
+        shift: model.predict(shifted(val.images, *shift), batch_size=1000, verbose=0)
+        for shift in SHIFTS["grid9"]
+    }
+    plain = Predictions(passes[0, 0], val.labels)
+    entry = {"model": name, "parameters": model.count_params(), "plain": scores(plain)}
+    for tta, shifts in SHIFTS.items():
+        averaged = Predictions(np.mean([passes[shift] for shift in shifts], axis=0), val.labels)
+        paired = compare_predictions(
+            "plain", RevisionPredictions(val.labels, plain.predicted),
+            tta, RevisionPredictions(val.labels, averaged.predicted),
+        )  # fmt: skip
+        entry[tta] = {
+            **scores(averaged),
+            **{k: v for k, v in dataclasses.asdict(paired).items() if k not in ("old", "new")},
         }
-        plain = Predictions(passes[0, 0], val.labels)
-        entry = {"model": str(path), "parameters": model.count_params(), "plain": scores(plain)}
-        for name, shifts in SHIFTS.items():
-            averaged = Predictions(np.mean([passes[shift] for shift in shifts], axis=0), val.labels)
-            paired = compare_predictions(
-                "plain", RevisionPredictions(val.labels, plain.predicted),
-                name, RevisionPredictions(val.labels, averaged.predicted),
-            )  # fmt: skip
-            entry[name] = {
-                **scores(averaged),
-                **{k: v for k, v in dataclasses.asdict(paired).items() if k not in ("old", "new")},
-            }
-        results.append(entry)
-        print(f"test_time_augmentation: {path}: " + ", ".join(
-            f"{name} {entry[name]['accuracy']:.4f}" for name in ("plain", *SHIFTS)
-        ), flush=True)  # fmt: skip
+    return entry
 
-    summary = {}
+
+def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per TTA: its forward passes and accuracy gains over the models, models improved and
+    worse, and the images fixed and broken in all."""
+    found = {}
     for name in SHIFTS:
         gains = [entry[name]["accuracy"] - entry["plain"]["accuracy"] for entry in results]
-        summary[name] = {
+        found[name] = {
             "forward_passes": len(SHIFTS[name]),
             "val_accuracy_gain_mean": round(statistics.mean(gains), 6),
             "val_accuracy_gain_min": round(min(gains), 6),
@@ -104,17 +98,35 @@ def main() -> None:
             "fixed_total": sum(entry[name]["fixed"] for entry in results),
             "introduced_total": sum(entry[name]["introduced"] for entry in results),
         }
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweep", type=Path, required=True, help="a seed_sweep.py result")
+    parser.add_argument("--val", type=Path, default=Path("data/prepared/val.npz"))
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    sweep = sweep_result(args.sweep)
+    runtime.configure(seed=0, threads=load_section(RuntimeParams).threads)
+    val = load_split(args.val)
+    results = []
+    for run, model in experiment_models(sweep["runs"]):
+        results.append(model_entry(run["name"], model, val))
+        print(f"test_time_augmentation: {run['name']}: " + ", ".join(
+            f"{name} {results[-1][name]['accuracy']:.4f}" for name in ("plain", *SHIFTS)
+        ), flush=True)  # fmt: skip
     result = {
         "split": "validation",
         "images": len(val.labels),
-        "summary": summary,
+        "models_from": str(args.sweep),
+        "summary": summary(results),
         "models": results,
         "environment": runtime.environment(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_json(args.out, result)
+    print(json.dumps(result["summary"], indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -33,26 +33,18 @@ import math
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import dvc.api as dvc_api
-import keras
 from scipy.stats import t as student_t
 
 from digits import runtime
-from digits.calibration import temperature_of
-from digits.data import load_split
 from digits.dvc_cli import dvc, dvc_executable
 from digits.errors import DigitsError, run_main
-from digits.evaluation import Predictions, evaluation_metrics
+from digits.experiments import score_on_test
 from digits.files import write_json
-from digits.model import load_model, require_probabilities
-from digits.params import EvaluateParams, RuntimeParams, load_section
 from digits.selection import pooled_sd
-from digits.spread import spread
 
 RESULTS = Path("benchmarks/results/trial_budget")
 
@@ -120,48 +112,6 @@ def trained(name: str, point: dict[str, Any], seeds: list[int]) -> dict[str, Any
         check=True,
     )  # fmt: skip
     return json.loads(out.read_text())
-
-
-def cached_model(run: dict[str, Any], scratch: Path) -> keras.Model:
-    """The `models/model.keras` that the experiment `run["rev"]` wrote, read from DVC's cache
-    into `scratch`. Raises DigitsError naming the experiment when the cache lacks it."""
-    path = scratch / "model.keras"
-    try:
-        with dvc_api.open("models/model.keras", rev=run["rev"], mode="rb") as cached:
-            path.write_bytes(cached.read())
-    except Exception as error:  # dvc raises several kinds for a missing rev or cache entry
-        raise DigitsError(
-            f"experiment {run['name']} ({run['rev'][:7]}): its models/model.keras is not in "
-            f"DVC's cache ({error}): remove {RESULTS} and rerun this script"
-        ) from error
-    return load_model(path, f"experiment {run['name']}'s cached model is damaged")
-
-
-def score_on_test(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each run's test accuracy, errors and NLL after temperature scaling on
-    data/prepared/test.npz, predicted and scored as the evaluate stage does (its threads and
-    batch size, `digits.evaluation.evaluation_metrics`), and their spread
-    (`digits.spread.spread`)."""
-    runtime.configure(seed=0, threads=load_section(RuntimeParams).threads)
-    test = load_split("data/prepared/test.npz")
-    batch_size = load_section(EvaluateParams).batch_size
-    scores = []
-    for run in runs:
-        with tempfile.TemporaryDirectory() as scratch:
-            model = cached_model(run, Path(scratch))
-            require_probabilities(model)
-            probabilities = model.predict(test.images, batch_size=batch_size, verbose=0)
-        predictions = Predictions(
-            probabilities.astype("float32"), test.labels, temperature_of(model)
-        )
-        metrics = evaluation_metrics(predictions)
-        scores.append({"name": run["name"], "test_accuracy": metrics["accuracy"],
-                       "errors": metrics["errors"], "test_nll": metrics["nll"]})  # fmt: skip
-    return {
-        "test_accuracy": spread([score["test_accuracy"] for score in scores]),
-        "test_nll": spread([score["test_nll"] for score in scores]),
-        "runs": scores,
-    }
 
 
 def difference(short: list[float], long: list[float]) -> dict[str, float]:

@@ -5,6 +5,7 @@ queues nothing; `train.hyperparameters` set with -S trains that architecture."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from digits.hyperparameters import Hyperparameters
 from digits.model import build_model
-from tests.helpers import copy_project, git, run, run_unchecked
+from tests.helpers import copy_project, git, read_yaml, run, run_unchecked
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -131,3 +132,51 @@ def test_a_json_point_is_the_same_sweep_as_its_s_setting(project: Path) -> None:
     assert "queued" not in output and "seed 1: done already" in output
     (experiment,) = json.loads((project / "json.json").read_text())["runs"]
     assert experiment["params"] == {"train.hyperparameters": POINT, "train.seed": 1}
+
+
+def test_the_summary_records_the_recipe_and_the_tuned_point_it_trained(
+    project: Path, two_seeds: tuple[str, dict[str, Any]]
+) -> None:
+    result = two_seeds[1]
+    tuned = json.loads((project / "models/best_hyperparameters.json").read_text())
+    assert result["hyperparameters"] == tuned
+    train = read_yaml(project / "params.yaml")["train"]
+    assert result["train"] == {
+        key: value for key, value in train.items() if key not in ("seed", "hyperparameters")
+    }
+    assert all(run_["epochs_run"] >= 1 for run_ in result["runs"])
+
+
+def test_the_benchmarks_read_each_experiments_model_from_dvcs_cache(
+    project: Path, two_seeds: tuple[str, dict[str, Any]]
+) -> None:
+    """ensemble.py and test_time_augmentation.py score the sweep's models: each alone gives the
+    validation accuracy its training recorded for that model (its best epoch)."""
+    recorded = [run_["best_val_accuracy"] for run_ in two_seeds[1]["runs"]]
+    run(project, sys.executable, "benchmarks/ensemble.py", "--sweep", "two.json",
+        "--out", "ensemble.json")  # fmt: skip
+    ensemble = json.loads((project / "ensemble.json").read_text())
+    assert [model["val_accuracy"] for model in ensemble["models"]] == pytest.approx(recorded)
+    assert [(size["size"], size["subsets"]) for size in ensemble["by_size"]] == [(1, 2), (2, 1)]
+    run(project, sys.executable, "benchmarks/test_time_augmentation.py", "--sweep", "two.json",
+        "--out", "tta.json")  # fmt: skip
+    tta = json.loads((project / "tta.json").read_text())
+    assert [model["plain"]["accuracy"] for model in tta["models"]] == pytest.approx(recorded)
+    assert tta["summary"]["grid9"]["forward_passes"] == 9
+
+
+def test_test_scores_come_only_when_asked_for_and_match_evaluate(
+    project: Path, two_seeds: tuple[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    assert "test_after_decision" not in two_seeds[1]
+    sweep(project, "summarise", "--seeds", "1", "2", "--test", "--out", "tested.json")
+    tested = json.loads((project / "tested.json").read_text())["test_after_decision"]
+    assert [score["name"] for score in tested["runs"]] == ["tiny-seed1", "tiny-seed2"]
+    # Seed 1 the way a user scores it: the experiment applied, then evaluate on the test set.
+    applied = tmp_path / "applied"
+    shutil.copytree(project, applied, symlinks=True)  # with its experiments and DVC cache
+    run(applied, "dvc", "exp", "apply", "tiny-seed1")
+    run(applied, "dvc", "repro", "evaluate")
+    evaluated = json.loads((applied / "metrics/evaluate.json").read_text())
+    assert tested["runs"][0]["test_accuracy"] == pytest.approx(evaluated["accuracy"])
+    assert tested["runs"][0]["errors"] == evaluated["errors"]

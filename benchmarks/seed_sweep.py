@@ -6,12 +6,17 @@ Each seed is one experiment of the `train` stage, queued the way a user queues i
 
 then run one at a time (`dvc queue start -j 1`: two trainings at once would share the 2 cores
 and change each other's timings) with the committed `runtime.threads`. The `train` target stops
-before evaluate, so the test set is never scored while a recipe is being decided. The summary
+before evaluate, so the test set is never scored while a recipe is being decided. Like any
+`dvc exp run train`, an experiment that changes a param the tune stage reads (epochs, batch
+size, warm-up, label smoothing, augmentation: a trial trains the recipe compressed) searches
+again first and trains the point that search chooses; `train.hyperparameters` fixes the
+architecture instead (the search still runs, since its params changed). The summary
 reads `dvc exp show --json` and writes, per experiment, its name and rev, the params that differ
 from the baseline commit, best_val_accuracy, val_nll (after temperature scaling), temperature,
 training seconds, epochs run, parameter count, thread count and environment as
 metrics/train.json records them; then mean, sd, min and max of the four figures over the seeds,
-the recipe (`train` params but the seed), the architecture trained, and the environment
+the recipe (`train` params but the seed), the architecture each seed trained (and the
+sweep's, when they agree), and the environment
 (`digits.runtime.environment`) of the machine that summarised. `--test` adds each model's test
 accuracy and NLL (`test_after_decision`, `digits.experiments.score_on_test`): a figure to report
 once a recipe is decided, never one to decide with. The models stay in DVC's cache, where
@@ -40,6 +45,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -177,21 +183,38 @@ def start_worker(log: Path) -> None:
         raise DigitsError(f"`dvc queue start -j 1` failed: see {log}")
 
 
+def queue_status(attempts: int = 5) -> str:
+    """`dvc queue status`, asked again up to `attempts` times a poll apart when it fails: it
+    reads the task results the workers write, and fails now and then on one half-written."""
+    for _ in range(attempts - 1):
+        try:
+            return dvc("queue", "status")
+        except DigitsError:
+            time.sleep(POLL_SECONDS)
+    return dvc("queue", "status")
+
+
+def workers(status: str) -> int:
+    """The queue workers, active or idle, that `dvc queue status` output reports."""
+    found = re.search(r"Worker status: (\d+) active, (\d+) idle", status)
+    return int(found[1]) + int(found[2]) if found else 0
+
+
 def run_queue(log: Path) -> None:
-    """Start a queue worker, then wait until nothing is queued or running. A worker can stop
-    while experiments are still queued (seen after an experiment restored from the run cache
-    in seconds); when two polls in a row find queued experiments and no active worker, a new
-    one is started. `dvc queue stop` ends the daemon after, since one can miss its
-    empty-queue shutdown."""
-    start_worker(log)
+    """Start a queue worker unless one is running, then wait until nothing is queued or
+    running. A worker can stop while experiments are still queued; when two polls in a row
+    find queued experiments and no worker, a new one is started. (A second worker would train
+    a second experiment at the same time.) `dvc queue stop` ends the daemon after, since one
+    can miss its empty-queue shutdown."""
+    if not workers(queue_status()):
+        start_worker(log)
     idle_polls = 0
     try:
         while True:
-            status = dvc("queue", "status")
+            status = queue_status()
             if "Queued" not in status and "Running" not in status:
                 return
-            idle = "Running" not in status and "0 active" in status
-            idle_polls = idle_polls + 1 if idle else 0
+            idle_polls = idle_polls + 1 if not workers(status) else 0
             if idle_polls >= 2:
                 print("seed_sweep: experiments queued and no worker: starting one", flush=True)
                 start_worker(log)
@@ -231,7 +254,8 @@ def run_record(baseline: dict[str, Any], experiment: dict[str, Any]) -> dict[str
 
 def trained_point(params: Params, rev: str) -> dict[str, Any]:
     """The architecture the experiment `rev` trained: `train.hyperparameters`, or when that is
-    null the tuned point its `models/best_hyperparameters.json` held (read through DVC)."""
+    null the tuned point its `models/best_hyperparameters.json` held (read through DVC): a
+    sweep that changes a param the tune stage reads searched again before training."""
     if params.train.hyperparameters is not None:
         return dataclasses.asdict(params.train.hyperparameters)
     return json.loads(dvc_api.read(TUNED_POINT, rev=rev))
@@ -246,7 +270,11 @@ def summarise(seeds: list[int], sets: list[str]) -> dict[str, Any]:
     for seed in seeds:
         done = matching(expected_params(sets, seed), found, DONE)
         if done and done[0]["metrics"]:
-            runs.append(run_record(baseline, done[0]))
+            params = expected_params(sets, seed)
+            runs.append(
+                {**run_record(baseline, done[0]),
+                 "hyperparameters": trained_point(params, done[0]["rev"])}
+            )  # fmt: skip
         else:
             missing.append(seed)
     if missing:
@@ -255,15 +283,16 @@ def summarise(seeds: list[int], sets: list[str]) -> dict[str, Any]:
             "`python benchmarks/seed_sweep.py run` with the same --seeds and -S (failed ones: "
             "`dvc queue logs NAME`)"
         )
-    params = expected_params(sets, seeds[0])
-    recipe = dataclasses.asdict(params.train)
+    recipe = dataclasses.asdict(expected_params(sets, seeds[0]).train)
     del recipe["seed"], recipe["hyperparameters"]
+    points = {json.dumps(run["hyperparameters"], sort_keys=True) for run in runs}
     return {
         "seeds": seeds,
         "set": sets,
         **{figure: spread([run[figure] for run in runs]) for figure in FIGURES},
         "train": recipe,
-        "hyperparameters": trained_point(params, runs[0]["rev"]),
+        # The architecture every seed trained; null when they differ (see each run's).
+        "hyperparameters": runs[0]["hyperparameters"] if len(points) == 1 else None,
         "environment": environment(),
         "runs": runs,
     }

@@ -140,6 +140,7 @@ def test_the_summary_records_the_recipe_and_the_tuned_point_it_trained(
     result = two_seeds[1]
     tuned = json.loads((project / "models/best_hyperparameters.json").read_text())
     assert result["hyperparameters"] == tuned
+    assert [run_["hyperparameters"] for run_ in result["runs"]] == [tuned, tuned]
     train = read_yaml(project / "params.yaml")["train"]
     assert result["train"] == {
         key: value for key, value in train.items() if key not in ("seed", "hyperparameters")

@@ -72,6 +72,9 @@ FIGURES = {
 }
 DONE, WAITING = {"success"}, {"queued", "running"}
 POLL_SECONDS = 5
+# Polls in a row with experiments queued, none running and no worker before a new worker is
+# started: a worker just started is not listed for a while, and two would train at once.
+STALLED_POLLS = 24
 TUNED_POINT = "models/best_hyperparameters.json"  # what train trains when hyperparameters: null
 
 
@@ -202,10 +205,10 @@ def workers(status: str) -> int:
 
 def run_queue(log: Path) -> None:
     """Start a queue worker unless one is running, then wait until nothing is queued or
-    running. A worker can stop while experiments are still queued; when two polls in a row
-    find queued experiments and no worker, a new one is started. (A second worker would train
-    a second experiment at the same time.) `dvc queue stop` ends the daemon after, since one
-    can miss its empty-queue shutdown."""
+    running. A worker can stop while experiments are still queued; when `STALLED_POLLS` polls
+    in a row (2 minutes) find queued experiments, none running and no worker, a new one is
+    started. `dvc queue stop` ends the daemon after, since one can miss its empty-queue
+    shutdown."""
     if not workers(queue_status()):
         start_worker(log)
     idle_polls = 0
@@ -214,8 +217,9 @@ def run_queue(log: Path) -> None:
             status = queue_status()
             if "Queued" not in status and "Running" not in status:
                 return
-            idle_polls = idle_polls + 1 if not workers(status) else 0
-            if idle_polls >= 2:
+            stalled = "Running" not in status and not workers(status)
+            idle_polls = idle_polls + 1 if stalled else 0
+            if idle_polls >= STALLED_POLLS:
                 print("seed_sweep: experiments queued and no worker: starting one", flush=True)
                 start_worker(log)
                 idle_polls = 0

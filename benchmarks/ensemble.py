@@ -1,7 +1,8 @@
 """Benchmark: how far would averaging independently trained models go, as an opt-in ensemble?
 
-The models are the experiments of a `benchmarks/seed_sweep.py` result: one recipe and
-architecture, one model per training seed, read from DVC's cache. Averaging their probabilities
+The models are the experiments of a `benchmarks/seed_sweep.py` result: one recipe, one model
+per training seed, read from DVC's cache (each run of the result file names the architecture it
+trained). Averaging their probabilities
 is a deep ensemble (Lakshminarayanan, Pritzel and Blundell (2017), "Simple and Scalable
 Predictive Uncertainty Estimation using Deep Ensembles", NeurIPS). An ensemble of k costs k
 trainings and k forward passes: an opt-in idea, not a default, whose time the default pipeline
@@ -58,7 +59,8 @@ def subset_accuracy(probabilities: np.ndarray, labels: np.ndarray, members: tupl
 
 def by_size(probabilities: dict[str, np.ndarray], splits: dict[str, Split]) -> list[dict]:
     """Per ensemble size: the spread of validation and test accuracy over every subset, and the
-    subset best on validation with its test accuracy."""
+    subset best on validation with its test accuracy. `probabilities` maps each split to its
+    (models, images, 10) float32 array (`predict_all`)."""
     models = len(probabilities["val"])
     sizes = []
     for size in range(1, models + 1):

@@ -29,15 +29,24 @@ the figures that decide whether a training-time change makes the model more robu
 `decide`). The first arm is the baseline. `--arms-split test` scores the same models on the
 corrupted test split, without a decision: figures to report once the decision is made.
 
+    python benchmarks/seed_sweep.py run --name default --seeds 42 1 2 3 4 \
+        --out benchmarks/results/seed_sweep_default.json
     python benchmarks/seed_sweep.py run --name no-contrast --seeds 42 1 2 \
         -S train.augmentation.contrast_fraction=0 \
         --out benchmarks/results/seed_sweep_no-contrast.json
-    python benchmarks/seed_sweep.py run --name default --seeds 42 1 2 \
-        --out benchmarks/results/seed_sweep_default.json
-    python benchmarks/mnist_c.py \
+    python benchmarks/seed_sweep.py run --name contrast-noise --seeds 42 1 2 \
+        -S train.augmentation.noise_std=0.2 \
+        --out benchmarks/results/seed_sweep_contrast-noise.json
+    python benchmarks/mnist_c.py --seeds 42 1 2 \
         --arms affine=benchmarks/results/seed_sweep_no-contrast.json \
                contrast=benchmarks/results/seed_sweep_default.json \
+               contrast-noise=benchmarks/results/seed_sweep_contrast-noise.json \
         --out benchmarks/results/mnist_c_augmentation.json
+
+An arm is what `dvc exp run` makes of its recipe: a change the search reads searches again, so
+arms may train different architectures (each sweep file names its own); the epoch times are
+those of each arm's architecture. Pin one with `-S train.hyperparameters={...}` to compare
+recipes alone.
 """
 
 from __future__ import annotations
@@ -367,7 +376,13 @@ def benchmark_model(args: argparse.Namespace) -> dict[str, Any]:
 
 def arm_runs(result: dict[str, Any], seeds: list[int] | None) -> list[dict[str, Any]]:
     """The runs of a seed_sweep.py result (those of `seeds`, when given, in that order): seed,
-    experiment name and rev, mean epoch seconds (training seconds over epochs run)."""
+    experiment name and rev, mean epoch seconds (training seconds over epochs run). Raises
+    DigitsError when a seed has no run, or the seeds trained different architectures."""
+    if result["hyperparameters"] is None:
+        raise DigitsError(
+            "the sweep's seeds trained different architectures (see each run's "
+            "hyperparameters): pin one with -S train.hyperparameters={...} and run it again"
+        )
     by_seed = dict(zip(result["seeds"], result["runs"], strict=True))
     chosen = seeds if seeds is not None else result["seeds"]
     missing = sorted(set(chosen) - set(by_seed))
@@ -463,6 +478,8 @@ def benchmark_arms(args: argparse.Namespace) -> dict[str, Any]:
         name, equals, file = pair.partition("=")
         if not (equals and name and file):
             raise SystemExit(f"mnist_c: --arms: expected NAME=SWEEP.json, got {pair!r}")
+        if name in sweeps:
+            raise SystemExit(f"mnist_c: --arms: the name {name!r} is given twice")
         sweeps[name] = (file, sweep_result(Path(file)))
     if len(sweeps) < 2:
         raise SystemExit("mnist_c: --arms: give a baseline and at least one candidate")
@@ -472,7 +489,8 @@ def benchmark_arms(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"split": str(path), "seed": args.seed, "arms": {}}
     for name, (file, sweep) in sweeps.items():
         summary, scored = score_arm(arm_runs(sweep, args.seeds), sets, split.labels)
-        result["arms"][name] = {"result": file, "recipe": sweep["train"], **summary,
+        result["arms"][name] = {"result": file, "recipe": sweep["train"],
+                                "hyperparameters": sweep["hyperparameters"], **summary,
                                 "runs": scored}  # fmt: skip
     if args.arms_split == "validation":
         recipes = {name: sweep for name, (_, sweep) in sweeps.items()}

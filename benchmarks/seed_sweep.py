@@ -259,10 +259,16 @@ def run_record(baseline: dict[str, Any], experiment: dict[str, Any]) -> dict[str
 def trained_point(params: Params, rev: str) -> dict[str, Any]:
     """The architecture the experiment `rev` trained: `train.hyperparameters`, or when that is
     null the tuned point its `models/best_hyperparameters.json` held (read through DVC): a
-    sweep that changes a param the tune stage reads searched again before training."""
+    sweep that changes a param the tune stage reads searched again before training. Raises
+    DigitsError when DVC cannot read that file."""
     if params.train.hyperparameters is not None:
         return dataclasses.asdict(params.train.hyperparameters)
-    return json.loads(dvc_api.read(TUNED_POINT, rev=rev))
+    try:
+        return json.loads(dvc_api.read(TUNED_POINT, rev=rev))
+    except Exception as error:  # dvc raises several kinds for a missing rev or cache entry
+        raise DigitsError(
+            f"experiment {rev[:7]}: cannot read its {TUNED_POINT} ({error})"
+        ) from None
 
 
 def summarise(seeds: list[int], sets: list[str]) -> dict[str, Any]:

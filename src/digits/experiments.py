@@ -56,22 +56,26 @@ def sweep_result(path: Path) -> dict[str, Any]:
 def cached_model(run: dict[str, Any], scratch: Path) -> keras.Model:
     """The `models/model.keras` that the experiment `run["rev"]` (named `run["name"]`) wrote,
     copied from DVC's cache into the folder `scratch` and loaded. Raises DigitsError naming the
-    experiment when the experiment or its cached model is gone."""
-    path = scratch / f"{run['rev']}.keras"
+    experiment when the experiment or its cached model cannot be read (removed, garbage
+    collected, or never pulled into this clone) or the copy does not load."""
+    name, path = run["name"], scratch / f"{run['rev']}.keras"
+    redo = f"`dvc exp remove {name}`, then run the sweep again"
     try:
         with dvc_api.open("models/model.keras", rev=run["rev"], mode="rb") as cached:
             path.write_bytes(cached.read())
+    except OSError as error:
+        raise DigitsError(f"experiment {name}: cannot copy its model ({error})") from error
     except Exception as error:  # dvc raises several kinds for a missing rev or cache entry
         raise DigitsError(
-            f"experiment {run['name']} ({run['rev'][:7]}): its models/model.keras is not in "
-            f"DVC's cache ({error}): run the sweep that trained it again"
+            f"experiment {name} ({run['rev'][:7]}): its models/model.keras cannot be read from "
+            f"DVC ({error}): `dvc exp pull REMOTE {name}` if a remote has it, else {redo}"
         ) from error
-    return load_model(path, f"experiment {run['name']}'s cached model is damaged")
+    return load_model(path, f"the cached model of experiment {name} is damaged: {redo}")
 
 
 def experiment_models(runs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], keras.Model]]:
-    """Each run with its experiment's trained model (`cached_model`), one at a time; the copy
-    is deleted once the next one is asked for."""
+    """Each run with its experiment's trained model (`cached_model`, whose DigitsError it
+    raises), one at a time; the copy is deleted once the next one is asked for."""
     for run in runs:
         with tempfile.TemporaryDirectory() as scratch:
             yield run, cached_model(run, Path(scratch))
@@ -81,7 +85,9 @@ def score_on_test(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Each run's test accuracy, errors and NLL (nats, after its temperature scaling) on
     data/prepared/test.npz, predicted and scored as the evaluate stage does (its threads and
     batch size, `digits.evaluation.evaluation_metrics`), and their spread
-    (`digits.spread.spread`). For figures reported after a decision, never for making one."""
+    (`digits.spread.spread`). For figures reported after a decision, never for making one.
+    Raises DigitsError when a model cannot be read (`cached_model`) or the test split is
+    missing."""
     runtime.configure(seed=0, threads=load_section(RuntimeParams).threads)
     test = load_split("data/prepared/test.npz")
     batch_size = load_section(EvaluateParams).batch_size

@@ -173,10 +173,13 @@ def test_test_scores_come_only_when_asked_for_and_match_evaluate(
     sweep(project, "summarise", "--seeds", "1", "2", "--test", "--out", "tested.json")
     tested = json.loads((project / "tested.json").read_text())["test_after_decision"]
     assert [score["name"] for score in tested["runs"]] == ["tiny-seed1", "tiny-seed2"]
-    # Seed 1 the way a user scores it: the experiment applied, then evaluate on the test set.
+    # Seed 1 the way a user scores it: the experiment made a branch, its model checked out of
+    # DVC's cache, then the evaluate stage on the test set.
     applied = tmp_path / "applied"
     shutil.copytree(project, applied, symlinks=True)  # with its experiments and DVC cache
-    run(applied, "dvc", "exp", "apply", "tiny-seed1")
+    run(applied, "dvc", "exp", "branch", "tiny-seed1", "seed1")
+    git(applied, "checkout", "-q", "seed1")
+    run(applied, "dvc", "checkout", "models/model.keras")
     run(applied, "dvc", "repro", "evaluate")
     evaluated = json.loads((applied / "metrics/evaluate.json").read_text())
     assert tested["runs"][0]["test_accuracy"] == pytest.approx(evaluated["accuracy"])
